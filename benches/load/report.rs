@@ -1,0 +1,334 @@
+//! Results: per-scenario rows (percentiles, CPU, memory, counts), the text and Markdown tables,
+//! the ratios to the ceilings, the target checks and the JSON file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::{json, Value};
+
+use crate::client::Run;
+use crate::sut::Footprint;
+
+/// What was measured: regbridge on a sink, or one of the ceilings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Regbridge,
+    BareHttp,
+    KafkaProducer,
+    NatsPublisher,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Regbridge => "regbridge",
+            Self::BareHttp => "bare actix-web",
+            Self::KafkaProducer => "kafka producer",
+            Self::NatsPublisher => "jetstream publisher",
+        }
+    }
+}
+
+pub struct Row {
+    pub target: Target,
+    /// regbridge's sink, or the ceiling's broker; `-` for bare HTTP.
+    pub sink: &'static str,
+    pub concurrency: usize,
+    pub ok: u64,
+    pub failed: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub rps: f64,
+    /// p50, p99, p99.9 of successful operations, milliseconds.
+    pub pct: Option<[f64; 3]>,
+    /// CPU microseconds per successful operation in the measured process.
+    pub cpu_us: Option<f64>,
+    /// The same for the harness (load client) process, for HTTP runs.
+    pub client_cpu_us: Option<f64>,
+    pub foot: Footprint,
+    /// Events found in the destination, and how many 2xx (warm-up included) it must equal.
+    pub count: Option<(u64, u64)>,
+    /// Set when the scenario could not run; the other fields are then empty.
+    pub error: Option<String>,
+}
+
+impl Row {
+    pub fn from_run(target: Target, sink: &'static str, concurrency: usize, run: Run, clk_tck: u64) -> Self {
+        let mut lat = run.latencies;
+        lat.sort_unstable();
+        // Nearest rank: the smallest latency with at least q of all at or below it.
+        let at = |q: f64| {
+            let rank = ((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len());
+            lat[rank - 1] as f64 / 1e6
+        };
+        let pct = (!lat.is_empty()).then(|| [at(0.50), at(0.99), at(0.999)]);
+        let per_op = |ticks: Option<u64>| {
+            ticks.filter(|_| run.ok > 0).map(|t| t as f64 * 1e6 / clk_tck as f64 / run.ok as f64)
+        };
+        let (cpu_us, client_cpu_us) = (per_op(run.cpu_ticks), per_op(run.client_ticks));
+        Self {
+            target,
+            sink,
+            concurrency,
+            ok: run.ok,
+            failed: run.failed,
+            failures: run.failures,
+            rps: run.ok as f64 / run.elapsed.as_secs_f64(),
+            pct,
+            cpu_us,
+            // For the broker ceilings the harness is the measured process itself.
+            client_cpu_us: client_cpu_us.filter(|_| matches!(target, Target::Regbridge | Target::BareHttp)),
+            foot: Footprint::default(),
+            count: None,
+            error: None,
+        }
+    }
+
+    pub fn failed_to_run(target: Target, sink: &'static str, concurrency: usize, error: String) -> Self {
+        Self {
+            target,
+            sink,
+            concurrency,
+            ok: 0,
+            failed: 0,
+            failures: BTreeMap::new(),
+            rps: 0.0,
+            pct: None,
+            cpu_us: None,
+            client_cpu_us: None,
+            foot: Footprint::default(),
+            count: None,
+            error: Some(error),
+        }
+    }
+
+    pub fn count_matches(&self) -> bool {
+        self.count.is_none_or(|(found, want)| found == want)
+    }
+
+    fn count_cell(&self) -> String {
+        match self.count {
+            Some((found, want)) if found == want => format!("{found} = 2xx"),
+            Some((found, want)) => format!("{found} ≠ {want} FAIL"),
+            None => "-".into(),
+        }
+    }
+
+    fn failures_cell(&self) -> String {
+        if self.failures.is_empty() {
+            return self.failed.to_string();
+        }
+        let kinds: Vec<String> = self.failures.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+        format!("{} ({})", self.failed, kinds.join(", "))
+    }
+}
+
+fn find(rows: &[Row], target: Target, concurrency: usize) -> Option<&Row> {
+    rows.iter().find(|r| r.target == target && r.concurrency == concurrency && r.error.is_none())
+}
+
+/// regbridge's CPU per webhook ÷ the bare server's CPU per request, same concurrency.
+fn cpu_ratio(rows: &[Row], r: &Row) -> Option<f64> {
+    Some(r.cpu_us? / find(rows, Target::BareHttp, r.concurrency)?.cpu_us?)
+}
+
+fn rps_ratio(rows: &[Row], r: &Row) -> Option<f64> {
+    let bare = find(rows, Target::BareHttp, r.concurrency)?.rps;
+    (bare > 0.0).then(|| r.rps / bare)
+}
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map_or_else(|| "-".into(), f)
+}
+
+const HEADER: [&str; 16] = [
+    "what",
+    "sink",
+    "conns",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "non-2xx",
+    "CPU µs/req",
+    "CPU ÷ bare",
+    "req/s ÷ bare",
+    "peak RSS MB",
+    "idle RSS MB",
+    "ready ms",
+    "in broker",
+    "client µs/req",
+];
+
+fn cells(rows: &[Row], r: &Row) -> Vec<String> {
+    let mb = |k: u64| format!("{:.1}", k as f64 / 1024.0);
+    let regbridge = r.target == Target::Regbridge;
+    let mut c = vec![r.target.name().to_owned(), r.sink.to_owned(), r.concurrency.to_string()];
+    if let Some(e) = &r.error {
+        c.push(format!("did not run: {e}"));
+        c.resize(HEADER.len(), String::new());
+        return c;
+    }
+    c.push(format!("{:.0}", r.rps));
+    for i in 0..3 {
+        c.push(opt(r.pct, |p| format!("{:.2}", p[i])));
+    }
+    c.push(r.failures_cell());
+    c.push(opt(r.cpu_us, |v| format!("{v:.1}")));
+    c.push(opt(cpu_ratio(rows, r).filter(|_| regbridge), |v| format!("{v:.2}")));
+    c.push(opt(rps_ratio(rows, r).filter(|_| regbridge), |v| format!("{v:.2}")));
+    c.push(opt(r.foot.peak_rss_kib, mb));
+    c.push(opt(r.foot.idle_rss_kib, mb));
+    c.push(opt(r.foot.ready, |d| format!("{:.1}", d.as_secs_f64() * 1e3)));
+    c.push(r.count_cell());
+    c.push(opt(r.client_cpu_us, |v| format!("{v:.1}")));
+    c
+}
+
+/// Aligned plain-text table.
+pub fn text_table(rows: &[Row]) -> String {
+    let all: Vec<Vec<String>> = std::iter::once(HEADER.iter().map(|h| (*h).to_owned()).collect())
+        .chain(rows.iter().map(|r| cells(rows, r)))
+        .collect();
+    let widths: Vec<usize> =
+        (0..HEADER.len()).map(|i| all.iter().map(|c| c[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for c in &all {
+        let line: Vec<String> = c.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+pub fn markdown_table(rows: &[Row]) -> String {
+    let mut out = format!("| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
+    for r in rows {
+        let _ = writeln!(out, "| {} |", cells(rows, r).join(" | "));
+    }
+    out
+}
+
+/// The ratio lines and whether each target holds, as (line, verdict) pairs; verdict `None` when
+/// the rows needed were not measured.
+pub fn targets(rows: &[Row]) -> Vec<(String, Option<bool>)> {
+    let mut out = Vec::new();
+    let reg: Vec<&Row> = rows.iter().filter(|r| r.target == Target::Regbridge && r.error.is_none()).collect();
+    let mut sinks: Vec<&str> = reg.iter().map(|r| r.sink).collect();
+    sinks.dedup();
+    for sink in &sinks {
+        let of = |c: Option<usize>| {
+            reg.iter().filter(move |r| r.sink == *sink && c.is_none_or(|c| r.concurrency == c))
+        };
+        let worst = of(None)
+            .filter_map(|r| cpu_ratio(rows, r))
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        let per: Vec<String> = of(None)
+            .map(|r| format!("{}: {}", r.concurrency, opt(cpu_ratio(rows, r), |v| format!("{v:.2}"))))
+            .collect();
+        out.push((
+            format!(
+                "{sink}: CPU/webhook ÷ bare CPU/request ≤ 2.0 (per conns {}; worst {})",
+                per.join(", "),
+                opt(worst, |v| format!("{v:.2}"))
+            ),
+            worst.map(|w| w <= 2.0),
+        ));
+        let at512 = of(Some(512)).next().and_then(|r| rps_ratio(rows, r));
+        out.push((
+            format!(
+                "{sink}: req/s at 512 ÷ bare req/s at 512 ≥ 0.45 ({})",
+                opt(at512, |v| format!("{v:.2}"))
+            ),
+            at512.map(|v| v >= 0.45),
+        ));
+        let peak = of(None).filter_map(|r| r.foot.peak_rss_kib).max();
+        out.push((
+            format!(
+                "{sink}: peak RSS ≤ 64 MB (max {} MB)",
+                opt(peak, |k| format!("{:.1}", k as f64 / 1024.0))
+            ),
+            peak.map(|k| k <= 64 * 1024),
+        ));
+        let idle = of(None).filter_map(|r| r.foot.idle_rss_kib).max();
+        out.push((
+            format!(
+                "{sink}: idle RSS ≤ 20 MB (max {} MB)",
+                opt(idle, |k| format!("{:.1}", k as f64 / 1024.0))
+            ),
+            idle.map(|k| k <= 20 * 1024),
+        ));
+        if *sink == "kafka" {
+            let p99 = of(Some(128)).next().and_then(|r| r.pct).map(|p| p[1]);
+            out.push((
+                format!("kafka: p99 at 128 conns ≤ 5 ms ({} ms)", opt(p99, |v| format!("{v:.2}"))),
+                p99.map(|v| v <= 5.0),
+            ));
+        }
+        if *sink == "file" {
+            let ready = of(None).filter_map(|r| r.foot.ready).max();
+            out.push((
+                format!(
+                    "file: ready ≤ 100 ms (slowest {} ms)",
+                    opt(ready, |d| format!("{:.1}", d.as_secs_f64() * 1e3))
+                ),
+                ready.map(|d| d.as_millis() <= 100),
+            ));
+        }
+        let ceiling = match *sink {
+            "kafka" => Some(Target::KafkaProducer),
+            "nats" => Some(Target::NatsPublisher),
+            _ => None,
+        };
+        if let Some(ceiling) = ceiling {
+            let per: Vec<String> = of(None)
+                .filter_map(|r| {
+                    Some(format!("{}: {:.2}", r.concurrency, r.rps / find(rows, ceiling, r.concurrency)?.rps))
+                })
+                .collect();
+            if !per.is_empty() {
+                out.push((
+                    format!(
+                        "{sink}: regbridge req/s ÷ {} records/s (per conns {})",
+                        ceiling.name(),
+                        per.join(", ")
+                    ),
+                    None,
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn json(rows: &[Row], meta: Value) -> Value {
+    let results: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "target": r.target.name(),
+                "sink": r.sink,
+                "concurrency": r.concurrency,
+                "error": r.error,
+                "ok": r.ok,
+                "non_2xx": r.failed,
+                "failures": r.failures,
+                "rps": r.rps,
+                "p50_ms": r.pct.map(|p| p[0]),
+                "p99_ms": r.pct.map(|p| p[1]),
+                "p999_ms": r.pct.map(|p| p[2]),
+                "cpu_us_per_op": r.cpu_us,
+                "client_cpu_us_per_op": r.client_cpu_us,
+                "cpu_ratio_to_bare": cpu_ratio(rows, r).filter(|_| r.target == Target::Regbridge),
+                "rps_ratio_to_bare": rps_ratio(rows, r).filter(|_| r.target == Target::Regbridge),
+                "peak_rss_kib": r.foot.peak_rss_kib,
+                "idle_rss_kib": r.foot.idle_rss_kib,
+                "ready_ms": r.foot.ready.map(|d| d.as_secs_f64() * 1e3),
+                "broker_count": r.count.map(|c| c.0),
+                "expected_count": r.count.map(|c| c.1),
+                "count_matches": r.count.map(|_| r.count_matches()),
+            })
+        })
+        .collect();
+    let targets: Vec<Value> =
+        targets(rows).into_iter().map(|(line, ok)| json!({ "check": line, "holds": ok })).collect();
+    json!({ "meta": meta, "results": results, "targets": targets })
+}

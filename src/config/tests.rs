@@ -1,0 +1,157 @@
+use std::io::Write;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs.iter().map(|(k, v)| (*k, *v)).collect()
+}
+
+fn err(pairs: &[(&str, &str)]) -> String {
+    Config::load(&env(pairs)).unwrap_err().to_string()
+}
+
+fn endpoint<'a>(c: &'a Config, name: &str) -> &'a Endpoint {
+    c.endpoints.iter().find(|e| e.name == name).unwrap()
+}
+
+#[test]
+fn defaults_give_the_file_sink_and_disabled_endpoints() {
+    let c = Config::load(&env(&[])).unwrap();
+    assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(c.body_limit, 1024 * 1024);
+    assert_eq!(c.publish_timeout, Duration::from_secs(2));
+    assert_eq!(c.sinks.len(), 1);
+    assert_eq!(c.sinks[0].spec().name, "file");
+    assert_eq!(c.sinks[0].describe()["path"], file_sink::DEFAULT_PATH);
+    assert!(c.endpoints.iter().all(|e| e.verifier.is_none()));
+}
+
+#[test]
+fn variables_configure_built_in_endpoints() {
+    let c = Config::load(&env(&[
+        ("REGBRIDGE_ROOT_SECRETS", "whsec_AAECAwQF, whsec_BgcICQoL"),
+        ("REGBRIDGE_ROOT_TOLERANCE", "60s"),
+        ("REGBRIDGE_HARBOR_AUTH", "Bearer a"),
+        ("REGBRIDGE_MSR_SOURCE", "https://msr.example.com"),
+        ("REGBRIDGE_UNAUTHENTICATED", "msr"),
+        ("REGBRIDGE_RATE_LIMIT", "0"),
+    ]))
+    .unwrap();
+    let root = endpoint(&c, "root");
+    assert_eq!(root.credential_count, 2);
+    match &root.verifier {
+        Some(Verifier::StandardWebhooks(v)) => assert_eq!(v.tolerance(), 60),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(endpoint(&c, "harbor").verifier, Some(Verifier::Authorization(_))));
+    let msr = endpoint(&c, "msr");
+    assert!(matches!(msr.verifier, Some(Verifier::Unauthenticated)));
+    assert_eq!(msr.source.as_deref(), Some("https://msr.example.com"));
+    assert!(c.endpoints.iter().all(|e| e.rate_limit.is_none()));
+}
+
+#[test]
+fn file_declares_named_endpoints_and_variables_override_it() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        f,
+        r#"
+listen: "127.0.0.1:9000"
+body_limit: 512KiB
+publish_timeout: 1500ms
+endpoints:
+  harbor-eu:
+    dialect: harbor
+    auth: ["${{EU_TOKEN}}"]
+    source: https://harbor.eu.example.com
+    rate_limit: 5
+  msr-old:
+    dialect: msr
+    tokens: [t1]
+  root:
+    secrets: [whsec_AAECAwQF]
+sinks:
+  file:
+    path: /tmp/from-file.jsonl
+"#
+    )
+    .unwrap();
+    let path = f.path().to_str().unwrap();
+    let c = Config::load(&env(&[
+        ("REGBRIDGE_CONFIG", path),
+        ("EU_TOKEN", "Bearer eu"),
+        ("REGBRIDGE_LISTEN", "127.0.0.1:9001"),
+    ]))
+    .unwrap();
+    assert_eq!(c.listen.port(), 9001, "the variable wins over the file");
+    assert_eq!(c.body_limit, 512 * 1024);
+    assert_eq!(c.publish_timeout, Duration::from_millis(1500));
+    let eu = endpoint(&c, "harbor-eu");
+    assert_eq!(eu.dialect.name, "harbor");
+    assert_eq!(eu.rate_limit, Some((5, 5)));
+    assert_eq!(eu.source.as_deref(), Some("https://harbor.eu.example.com"));
+    assert!(matches!(endpoint(&c, "msr-old").verifier, Some(Verifier::Token(_))));
+    assert_eq!(endpoint(&c, "root").credential_count, 1);
+    assert_eq!(c.sinks[0].describe()["path"], "/tmp/from-file.jsonl");
+    assert!(!format!("{c:?}").contains("Bearer eu"), "secrets never reach Debug");
+
+    let missing = err(&[("REGBRIDGE_CONFIG", path)]);
+    assert!(missing.contains("REGBRIDGE_CONFIG") && missing.contains("EU_TOKEN"), "{missing}");
+}
+
+#[test]
+fn bad_values_name_their_variable_or_key() {
+    for (var, value, needle) in [
+        ("REGBRIDGE_LISTEN", "localhost", "host:port"),
+        ("REGBRIDGE_BODY_LIMIT", "0", "greater than 0"),
+        ("REGBRIDGE_BODY_LIMIT", "1GB", "unit"),
+        ("REGBRIDGE_PUBLISH_TIMEOUT", "0s", "greater than 0"),
+        ("REGBRIDGE_SHUTDOWN_TIMEOUT", "soon", "duration"),
+        ("REGBRIDGE_ROOT_SIGNATURE_MODE", "v2", "auto, standard, hex"),
+        ("REGBRIDGE_ROOT_TOLERANCE", "0", "at least"),
+        ("REGBRIDGE_RATE_BURST", "x", "number"),
+        ("REGBRIDGE_INCLUDE_ORIGINAL", "2", "boolean"),
+        ("REGBRIDGE_CONTENT_MODE", "json", "binary, structured"),
+    ] {
+        let e = err(&[(var, value)]);
+        assert!(e.starts_with(var) && e.contains(needle), "{var}={value}: {e}");
+    }
+    let e = err(&[("REGBRIDGE_ROOT_SECRETS", "not base64!"), ("REGBRIDGE_ROOT_SIGNATURE_MODE", "standard")]);
+    assert!(e.starts_with("REGBRIDGE_ROOT_SECRETS") && !e.contains("not base64!"), "{e}");
+}
+
+#[test]
+fn file_errors_name_the_key() {
+    let cases = [
+        ("endpoints:\n  x:\n    auth: [a]\n", "endpoints.x.dialect"),
+        ("endpoints:\n  x:\n    dialect: quay\n", "valid: root, harbor, msr"),
+        ("endpoints:\n  bad name:\n    dialect: msr\n", "endpoints.bad name"),
+        ("sinks:\n  kafkaa: {}\n", "sinks.kafkaa"),
+        ("bodylimit: 1\n", "unknown field"),
+        ("body_limit: lots\n", "body_limit"),
+    ];
+    for (yaml, needle) in cases {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(yaml.as_bytes()).unwrap();
+        let e = err(&[("REGBRIDGE_CONFIG", f.path().to_str().unwrap())]);
+        assert!(e.contains(needle), "{yaml:?}: {e}");
+    }
+}
+
+#[test]
+fn routes_are_compiled_at_load() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(b"routes:\n  - name: r\n    to: [{ sink: kafka, topic: t }]\n").unwrap();
+    let e = err(&[("REGBRIDGE_ROUTES", f.path().to_str().unwrap())]);
+    assert!(e.starts_with("REGBRIDGE_ROUTES") && e.contains("route `r`") && e.contains("kafka"), "{e}");
+}
+
+#[test]
+fn value_parsers() {
+    assert_eq!(env::duration("250ms").unwrap(), Duration::from_millis(250));
+    assert_eq!(env::duration("3").unwrap(), Duration::from_secs(3));
+    assert_eq!(env::duration("1m").unwrap(), Duration::from_secs(60));
+    assert_eq!(env::size("2MiB").unwrap(), 2 * 1024 * 1024);
+    assert_eq!(env::list(" a, ,b ,"), vec!["a", "b"]);
+    assert!(env::boolean("yes").unwrap() && !env::boolean("off").unwrap());
+}

@@ -1,0 +1,107 @@
+//! Root (root.io): structured CloudEvents `io.root.cr.image.created.v1`, one per remediated tag.
+
+use serde::Deserialize;
+
+use super::{non_empty, parse_reference, parse_time, DialectError, DialectSpec, Input, Normalized};
+use crate::event::{kinds, Occurrence};
+use crate::verify::Scheme;
+
+pub const DIALECT: DialectSpec = DialectSpec { name: "root", scheme: Scheme::StandardWebhooks, normalize };
+
+const IMAGE_CREATED: &str = "io.root.cr.image.created.v1";
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    id: Option<String>,
+    source: Option<String>,
+    subject: Option<String>,
+    time: Option<String>,
+    data: Option<Data>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    image_repo: Option<String>,
+    image_tag: Option<String>,
+    image_digest: Option<String>,
+    arch: Option<String>,
+}
+
+fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
+    let env = Envelope::deserialize(input.json).map_err(DialectError::InvalidJson)?;
+    let ty = non_empty(env.ty.as_deref()).ok_or(DialectError::Missing("type"))?;
+    if ty != IMAGE_CREATED {
+        return Ok(Normalized::Unmapped { origtype: ty });
+    }
+    let id = non_empty(env.id.as_deref()).ok_or(DialectError::Missing("id"))?;
+    let data = env.data.ok_or(DialectError::Missing("data"))?;
+    let repository = non_empty(data.image_repo.as_deref()).ok_or(DialectError::Missing("data.image_repo"))?;
+    let architecture = non_empty(data.arch.as_deref());
+
+    // Root sends one event per architecture of a multi-arch tag under the same `id`; the arch
+    // keeps their normalized ids apart (and stable across Root's retries).
+    let id = match &architecture {
+        Some(arch) => format!("{id}:{arch}"),
+        None => id,
+    };
+    let mut occ = Occurrence::new(kinds::ARTIFACT_PUSHED, id, ty);
+    // The subject is the pull reference (`cr.root.io/python:3.13`); its host is the registry's.
+    occ.host = env
+        .subject
+        .as_deref()
+        .and_then(|s| parse_reference(s).host)
+        .or_else(|| env.source.as_deref().and_then(url_host));
+    occ.source = non_empty(env.source.as_deref());
+    occ.repository = Some(repository);
+    occ.tag = non_empty(data.image_tag.as_deref());
+    occ.digest = non_empty(data.image_digest.as_deref());
+    occ.architecture = architecture;
+    occ.time = env.time.as_deref().map(|t| parse_time("time", t)).transpose()?;
+    Ok(Normalized::Events(vec![occ]))
+}
+
+/// `https://cr.root.io/x` → `cr.root.io`.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    non_empty(rest.split('/').next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialects::MediaType;
+
+    fn run(body: &str) -> Result<Normalized, DialectError> {
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        normalize(&Input {
+            endpoint: "root",
+            media: MediaType::CloudEvents,
+            body: body.as_bytes(),
+            json: &json,
+        })
+    }
+
+    #[test]
+    fn image_created_with_arch() {
+        let body = include_str!("../../tests/fixtures/root/image-created.e2e-rendered.json");
+        let Normalized::Events(evs) = run(body).unwrap() else { panic!("unmapped") };
+        let o = &evs[0];
+        assert_eq!(o.id, "e2e_1234567890:amd64");
+        assert_eq!(o.host.as_deref(), Some("cr.root.io"));
+        assert_eq!(o.subject().as_deref(), Some("python:3.13"));
+        assert_eq!(o.image().as_deref(), Some("cr.root.io/python:3.13"));
+        assert_eq!(o.architecture.as_deref(), Some("amd64"));
+    }
+
+    #[test]
+    fn other_types_are_unmapped_and_required_fields_enforced() {
+        let r = run(r#"{"type":"io.root.cr.image.deleted.v1","id":"x"}"#).unwrap();
+        assert_eq!(r, Normalized::Unmapped { origtype: "io.root.cr.image.deleted.v1".into() });
+        let e = run(r#"{"type":"io.root.cr.image.created.v1","id":"x","data":{}}"#).unwrap_err();
+        assert!(matches!(e, DialectError::Missing("data.image_repo")));
+        let e = run(r#"{"id":"x"}"#).unwrap_err();
+        assert!(matches!(e, DialectError::Missing("type")));
+    }
+}

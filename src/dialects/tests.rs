@@ -1,0 +1,71 @@
+use super::*;
+
+#[test]
+fn references_split_like_docker() {
+    let r = parse_reference("localhost/harbor/alpine:3.8");
+    assert_eq!(r.host.as_deref(), Some("localhost"));
+    assert_eq!(r.repository.as_deref(), Some("harbor/alpine"));
+    assert_eq!(r.tag.as_deref(), Some("3.8"));
+    assert_eq!(r.digest, None);
+
+    let r = parse_reference("127.0.0.1:5000/library/nginx@sha256:abc");
+    assert_eq!(r.host.as_deref(), Some("127.0.0.1:5000"));
+    assert_eq!(r.repository.as_deref(), Some("library/nginx"));
+    assert_eq!(r.tag, None);
+    assert_eq!(r.digest.as_deref(), Some("sha256:abc"));
+
+    let r = parse_reference("foo/bar:latest");
+    assert_eq!(r.host, None);
+    assert_eq!(r.repository.as_deref(), Some("foo/bar"));
+    assert_eq!(r.tag.as_deref(), Some("latest"));
+
+    let r = parse_reference("harbor.example.test/team/app:");
+    assert_eq!(r.repository.as_deref(), Some("team/app"));
+    assert_eq!(r.tag, None);
+
+    let r = parse_reference("https://harbor.example.test/chartrepo/library/charts/c-0.1.0.tgz");
+    assert_eq!(r.host.as_deref(), Some("harbor.example.test"));
+    assert_eq!(r.repository.as_deref(), Some("chartrepo/library/charts/c-0.1.0.tgz"));
+}
+
+#[test]
+fn ids_are_stable_and_fan_out_is_indexed() {
+    assert_eq!(digest_id("harbor", b"{}"), digest_id("harbor", b"{}"));
+    assert_ne!(digest_id("harbor", b"{}"), digest_id("harbor-eu", b"{}"));
+    assert_eq!(fan_out_id("x", 0, 1), "x");
+    assert_eq!(fan_out_id("x", 1, 3), "x#1");
+}
+
+#[test]
+fn unknown_dialect_lists_valid_ones() {
+    let err = by_name("quay").unwrap_err();
+    assert!(err.contains("root, harbor, msr"), "{err}");
+}
+
+/// The README's mapping table is the users' reference: every vendor type a dialect maps must
+/// stand in the row of its normalized kind.
+#[test]
+fn readme_mapping_table_lists_every_vendor_type() {
+    let readme = include_str!("../../README.md");
+    let row = |kind: crate::event::Kind| {
+        let key = format!("| {}.{} |", kind.noun, kind.verb);
+        readme.lines().find(|l| l.starts_with(&key)).unwrap_or_else(|| panic!("README lacks a row for {key}"))
+    };
+    let mut checked = 0;
+    for (default, legacy, ce, kind) in harbor::EVENT_TYPES {
+        let r = row(*kind);
+        assert!(r.contains(&format!(" {default} ")), "{default} missing in: {r}");
+        assert!(r.contains(&format!("({legacy})")), "{legacy} missing in: {r}");
+        if let Some(ce) = ce {
+            assert!(r.contains(ce), "{ce} missing in: {r}");
+        }
+        checked += 1;
+    }
+    for (name, kind) in msr::EVENT_TYPES {
+        let r = row(*kind);
+        assert!(r.contains(name), "{name} missing in: {r}");
+        checked += 1;
+    }
+    assert!(row(crate::event::kinds::ARTIFACT_PUSHED).contains("io.root.cr.image.created.v1"));
+    assert_eq!(checked, 13 + 18);
+}

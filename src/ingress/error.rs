@@ -1,0 +1,119 @@
+//! Every way a webhook can be refused, mapped to an RFC 9457 problem in this one place.
+
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::dialects::DialectError;
+use crate::sinks::SinkError;
+use crate::verify::VerifyError;
+
+/// Prefix of every problem `type`; the suffix names the error class and never changes.
+pub const PROBLEM_PREFIX: &str = "urn:regbridge:problem:";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error("no enabled webhook endpoint `{0}`")]
+    UnknownEndpoint(String),
+    #[error("method not allowed: webhooks are delivered with POST")]
+    MethodNotAllowed,
+    #[error("body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("content type `{0}` is not accepted (use application/json or application/cloudevents+json)")]
+    UnsupportedMediaType(String),
+    #[error("rate limit of endpoint `{endpoint}` exceeded")]
+    RateLimited { endpoint: String, retry_after: Duration },
+    #[error("too many requests in flight; retry shortly")]
+    Overloaded,
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error(transparent)]
+    Unauthorized(#[from] VerifyError),
+    #[error(transparent)]
+    Malformed(#[from] DialectError),
+    #[error("not every sink confirmed the event: {0}")]
+    SinkUnavailable(#[from] SinkError),
+}
+
+impl IngressError {
+    /// The error class: the suffix of the problem `type` and its title.
+    fn class(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::UnknownEndpoint(_) => ("endpoint-not-found", "Unknown or disabled endpoint"),
+            Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Self::TooLarge { .. } => ("payload-too-large", "Payload too large"),
+            Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            Self::RateLimited { .. } => ("rate-limited", "Rate limit exceeded"),
+            Self::Overloaded => ("overloaded", "Service overloaded"),
+            Self::BodyRead(_) | Self::Malformed(_) => ("malformed-payload", "Malformed payload"),
+            Self::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            Self::SinkUnavailable(_) => ("sink-unavailable", "Sink unavailable"),
+        }
+    }
+
+    /// Machine-readable reason within the class, for the `reason` member, logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::UnknownEndpoint(_) => "unknown_endpoint",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::TooLarge { .. } => "body_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::BodyRead(_) => "body_read_error",
+            Self::Unauthorized(e) => e.reason(),
+            Self::Malformed(e) => e.reason(),
+            Self::SinkUnavailable(SinkError::Timeout { .. }) => "sink_timeout",
+            Self::SinkUnavailable(_) => "sink_unavailable",
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            Self::Overloaded => Some(1),
+            // Harbor retries on its own schedule; others (and proxies) honour this.
+            Self::SinkUnavailable(_) => Some(2),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for IngressError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded | Self::SinkUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyRead(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (class, title) = self.class();
+        let body = json!({
+            "type": format!("{PROBLEM_PREFIX}{class}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "reason": self.reason(),
+        });
+        let mut res = HttpResponse::build(status);
+        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        if let Some(secs) = self.retry_after() {
+            res.insert_header((header::RETRY_AFTER, secs));
+        }
+        if matches!(self, Self::MethodNotAllowed) {
+            res.insert_header((header::ALLOW, HeaderValue::from_static("POST")));
+        }
+        res.body(body.to_string())
+    }
+}

@@ -1,0 +1,217 @@
+//! The webhook handler: endpoint → limits → verify → normalize → route → deliver, in that order.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::BytesMut;
+use cloudevents::AttributesReader;
+use futures_util::StreamExt;
+use serde_json::json;
+use tracing::field::Empty;
+use tracing::Instrument;
+
+use super::{IngressError, State};
+use crate::dialects::{self, MediaType, Normalized};
+use crate::event::{self, Envelope};
+use crate::route::RouteInput;
+use crate::sinks::Delivery;
+use crate::telemetry::names;
+use crate::telemetry::trace::{self, TraceContext};
+use crate::verify::UnverifiedRequest;
+
+pub async fn webhook(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Result<HttpResponse, IngressError> {
+    let name = path.into_inner();
+    let started = std::time::Instant::now();
+    // Unknown names are not used as labels: a scanner probing random paths must not grow the
+    // metric series without bound.
+    let (label, registry) = match state.endpoints.get(&name) {
+        Some((e, _)) => (name.as_str(), e.dialect.name),
+        None => ("unknown", "unknown"),
+    };
+    let span = tracing::debug_span!(
+        "webhook",
+        otel.name = "POST /webhooks/{endpoint}",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = "POST",
+        http.route = "/webhooks/{endpoint}",
+        url.path = req.path(),
+        http.response.status_code = Empty,
+        error.type = Empty,
+        regbridge.endpoint = label,
+        regbridge.registry = registry,
+        regbridge.outcome = Empty,
+    );
+    let trace = trace::start_request(&span, req.headers());
+    metrics::gauge!(names::IN_FLIGHT).increment(1.0);
+    let result = handle(&req, &name, payload, &state, &trace).instrument(span.clone()).await;
+    metrics::gauge!(names::IN_FLIGHT).decrement(1.0);
+
+    let (status, reason) = match &result {
+        Ok(res) => (res.status(), "accepted"),
+        Err(e) => (actix_web::ResponseError::status_code(e), e.reason()),
+    };
+    span.record("http.response.status_code", status.as_u16());
+    span.record("regbridge.outcome", reason);
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", reason);
+    }
+    metrics::counter!(
+        names::REQUESTS,
+        "endpoint" => label.to_owned(),
+        "status" => format!("{}xx", status.as_u16() / 100),
+        "reason" => reason,
+    )
+    .increment(1);
+    metrics::histogram!(names::REQUEST_DURATION, "endpoint" => label.to_owned()).record(started.elapsed());
+    if let Err(e) = &result {
+        // The query string is never logged: MSR's token rides in it.
+        tracing::warn!(
+            endpoint = label,
+            status = status.as_u16(),
+            reason,
+            trace_id = %trace.trace_id,
+            error = %e,
+            "webhook rejected"
+        );
+    }
+    result
+}
+
+async fn handle(
+    req: &HttpRequest,
+    name: &str,
+    payload: web::Payload,
+    state: &State,
+    trace: &TraceContext,
+) -> Result<HttpResponse, IngressError> {
+    let unknown = || IngressError::UnknownEndpoint(name.to_owned());
+    let (endpoint, limiter) = state.endpoints.get(name).ok_or_else(unknown)?;
+    let verifier = endpoint.verifier.as_ref().ok_or_else(unknown)?;
+    let _permit = state.in_flight.try_acquire().map_err(|_| IngressError::Overloaded)?;
+    if let Some(limiter) = limiter {
+        limiter
+            .check()
+            .map_err(|retry_after| IngressError::RateLimited { endpoint: name.to_owned(), retry_after })?;
+    }
+    let media = media_type(req)?;
+    let body = read_body(req, payload, state.body_limit).await?;
+
+    let verified =
+        tracing::debug_span!("verify", regbridge.verify.scheme = ?verifier.scheme()).in_scope(|| {
+            verifier.verify(UnverifiedRequest {
+                headers: req.headers(),
+                query: req.query_string(),
+                media,
+                body: body.freeze(),
+                now: (state.clock)(),
+            })
+        })?;
+
+    let span = tracing::debug_span!("normalize", regbridge.origtype = Empty, regbridge.event.count = Empty);
+    let (normalized, json) =
+        span.in_scope(|| dialects::normalize(endpoint.dialect, &endpoint.name, &verified))?;
+    let occurrences = match normalized {
+        Normalized::Events(occurrences) => occurrences,
+        Normalized::Unmapped { origtype } => {
+            span.record("regbridge.origtype", origtype.as_str());
+            metrics::counter!(names::UNMAPPED, "registry" => endpoint.dialect.name).increment(1);
+            tracing::info!(endpoint = name, origtype, "event type not mapped; acknowledged");
+            return Ok(HttpResponse::Accepted()
+                .json(json!({ "status": "ignored", "reason": "unmapped_type", "origtype": origtype })));
+        }
+    };
+    span.record("regbridge.event.count", occurrences.len());
+    if let Some(first) = occurrences.first() {
+        span.record("regbridge.origtype", first.origtype.as_str());
+    }
+
+    let envelope = Envelope {
+        endpoint: &endpoint.name,
+        registry: endpoint.dialect.name,
+        source: endpoint.source.as_deref(),
+        traceparent: Some(&trace.traceparent),
+        tracestate: trace.tracestate.as_deref(),
+    };
+    let span = tracing::debug_span!("route", regbridge.target.count = Empty);
+    let (deliveries, accepted) = span.in_scope(|| {
+        let mut deliveries = Vec::new();
+        let mut accepted = Vec::with_capacity(occurrences.len());
+        let mut json = endpoint.include_original.then_some(json);
+        for (i, occ) in occurrences.iter().enumerate() {
+            // Every event but the last gets a copy of the payload; the last takes it.
+            let original = if i + 1 == occurrences.len() { json.take() } else { json.clone() };
+            let ev = Arc::new(event::build(occ, &envelope, original));
+            let targets = state.router.route(&RouteInput {
+                endpoint: &endpoint.name,
+                registry: endpoint.dialect.name,
+                ty: ev.ty(),
+                noun: occ.kind.noun,
+                verb: occ.kind.verb,
+                repository: occ.repository.as_deref(),
+                tag: occ.tag.as_deref(),
+            });
+            metrics::counter!(
+                names::EVENTS,
+                "registry" => endpoint.dialect.name,
+                "type" => ev.ty().to_owned(),
+                "routed" => if targets.is_empty() { "false" } else { "true" },
+            )
+            .increment(1);
+            accepted.push(json!({ "id": ev.id(), "type": ev.ty(), "targets": targets.len() }));
+            deliveries.extend(
+                targets.into_iter().map(|(sink, target)| (sink, Delivery { event: ev.clone(), target })),
+            );
+        }
+        (deliveries, accepted)
+    });
+    span.record("regbridge.target.count", deliveries.len());
+    if deliveries.is_empty() {
+        return Ok(HttpResponse::Accepted().json(json!({ "status": "unrouted", "events": accepted })));
+    }
+    state.sinks.deliver(deliveries, state.publish_timeout).await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "accepted", "events": accepted })))
+}
+
+fn media_type(req: &HttpRequest) -> Result<MediaType, IngressError> {
+    let raw = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(MediaType::Json),
+        "application/cloudevents+json" => Ok(MediaType::CloudEvents),
+        "" => Err(IngressError::UnsupportedMediaType("(none)".into())),
+        _ => Err(IngressError::UnsupportedMediaType(essence)),
+    }
+}
+
+/// Reads at most `limit` bytes; a declared `Content-Length` over it is refused before reading.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<BytesMut, IngressError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(IngressError::TooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| IngressError::BodyRead(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(IngressError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -1,0 +1,95 @@
+//! Ingress: the HTTP surface (actix-web). Routes are registered here; the webhook handler is a
+//! straight line through the stages in `handler.rs`; refusals map to problems in `error.rs`.
+
+mod error;
+mod handler;
+mod health;
+mod ratelimit;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
+
+pub use error::{IngressError, PROBLEM_PREFIX};
+pub use ratelimit::RateLimiter;
+
+use crate::config::Endpoint;
+use crate::route::Router;
+use crate::sinks::Sinks;
+
+/// The application clock in Unix seconds. Injectable so recorded signature vectors can be replayed.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp())
+}
+
+/// Everything a request needs, shared by all workers. Built once by `App::build`.
+pub struct State {
+    endpoints: HashMap<String, (Arc<Endpoint>, Option<RateLimiter>)>,
+    router: Router,
+    sinks: Sinks,
+    body_limit: usize,
+    publish_timeout: Duration,
+    in_flight: Semaphore,
+    clock: Clock,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// What `State::new` takes; grouped so the call site reads like configuration.
+pub struct StateParts {
+    pub endpoints: Vec<Arc<Endpoint>>,
+    pub router: Router,
+    pub sinks: Sinks,
+    pub body_limit: usize,
+    pub publish_timeout: Duration,
+    pub max_in_flight: usize,
+    pub clock: Clock,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl State {
+    pub fn new(p: StateParts) -> Self {
+        let endpoints = p
+            .endpoints
+            .into_iter()
+            .map(|e| {
+                let limiter = e.rate_limit.map(|(rate, burst)| RateLimiter::new(rate, burst));
+                (e.name.clone(), (e, limiter))
+            })
+            .collect();
+        Self {
+            endpoints,
+            router: p.router,
+            sinks: p.sinks,
+            body_limit: p.body_limit,
+            publish_timeout: p.publish_timeout,
+            in_flight: Semaphore::new(p.max_in_flight),
+            clock: p.clock,
+            metrics: p.metrics,
+        }
+    }
+
+    pub fn sinks(&self) -> &Sinks {
+        &self.sinks
+    }
+}
+
+/// Registers every route of the contract (§1). Anything else is a problem+json 404.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .service(
+            web::resource("/webhooks/{endpoint}")
+                .route(web::post().to(handler::webhook))
+                .default_service(web::to(|| async { Err::<(), _>(IngressError::MethodNotAllowed) })),
+        )
+        .default_service(web::to(|req: actix_web::HttpRequest| async move {
+            Err::<(), _>(IngressError::UnknownEndpoint(req.path().to_owned()))
+        }));
+}

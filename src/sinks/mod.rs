@@ -1,0 +1,250 @@
+//! Sinks: where normalized events go. A sink confirms each batch before the webhook is answered.
+//!
+//! Each sink is a [`SinkSpec`] in its own module; [`REGISTRY`] lists them, so adding a broker is
+//! one module plus one line there. A spec reads its own configuration (file section and
+//! environment) and builds a [`Sink`]; [`Sinks`] fans a request's deliveries out to them.
+
+pub mod amqp;
+pub mod encode;
+pub mod file;
+pub mod kafka;
+pub mod nats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudevents::Event;
+use futures_util::future::{join_all, BoxFuture};
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::field::Empty;
+use tracing::Instrument;
+
+use crate::config::{ConfigError, Env};
+use crate::telemetry::names;
+
+/// Every sink regbridge can publish to.
+pub const REGISTRY: &[&SinkSpec] = &[&file::SPEC, &kafka::SPEC, &nats::SPEC, &amqp::SPEC];
+
+/// Reads a sink's config-file section and environment; `Ok(None)` when it is not configured.
+pub type Configure = fn(Option<&Value>, &Env) -> Result<Option<Arc<dyn SinkConfig>>, ConfigError>;
+
+/// A kind of sink: how it is configured and what its destinations look like.
+pub struct SinkSpec {
+    pub name: &'static str,
+    /// Reads the sink's section of the config file and its environment variables; `Ok(None)` when
+    /// the sink is not configured.
+    pub configure: Configure,
+    /// The rules-file key naming the destination (`topic`, `subject`, `exchange`; `""`: none).
+    pub name_field: &'static str,
+    /// The rules-file key of the secondary key (`routing_key`), if the sink has one.
+    pub key_field: Option<&'static str>,
+    /// Destination name template used when no rules file is given (topic, subject, exchange).
+    pub default_name: &'static str,
+    /// Secondary key template (AMQP routing key), if the sink has one.
+    pub default_key: Option<&'static str>,
+    /// Characters a value substituted into a destination name may keep; others become `_`.
+    pub name_char_ok: fn(char) -> bool,
+    /// The same for the secondary key.
+    pub key_char_ok: fn(char) -> bool,
+}
+
+impl std::fmt::Debug for SinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Look a sink kind up by name; the error lists the valid names.
+pub fn by_name(name: &str) -> Result<&'static SinkSpec, String> {
+    REGISTRY.iter().copied().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<_> = REGISTRY.iter().map(|s| s.name).collect();
+        format!("unknown sink `{name}` (valid: {})", names.join(", "))
+    })
+}
+
+/// A validated sink configuration, ready to connect.
+pub trait SinkConfig: std::fmt::Debug + Send + Sync {
+    fn spec(&self) -> &'static SinkSpec;
+    /// The effective settings with secrets masked, for `check-config`.
+    fn describe(&self) -> Value;
+    /// Connects (or opens) the sink. Called once at start-up.
+    fn build(&self) -> BoxFuture<'_, Result<Arc<dyn Sink>, SinkError>>;
+}
+
+/// A connected sink. Implementations share one connection and reconnect by themselves.
+pub trait Sink: Send + Sync {
+    /// Publishes the batch and resolves once the broker (or disk) confirmed every message of it.
+    fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>>;
+    /// Whether the sink can take events now; `Err` says why not.
+    fn health(&self) -> Result<(), String>;
+    /// Flushes what is in flight and closes; the caller bounds it with a deadline.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// CloudEvents content mode of a protocol binding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentMode {
+    /// Attributes in message headers, `data` as the body.
+    #[default]
+    Binary,
+    /// The whole event as `application/cloudevents+json` in the body.
+    Structured,
+}
+
+/// Where one event goes within a sink: rendered from a route's templates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Topic, subject or exchange (empty for the file sink).
+    pub name: String,
+    /// Routing key, where the sink has one.
+    pub key: Option<String>,
+    pub mode: ContentMode,
+}
+
+/// One event bound for one target of one sink.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub event: Arc<Event>,
+    pub target: Target,
+}
+
+/// Why a sink did not confirm. Either way the webhook gets a 503 and the sender retries.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{sink} is unavailable: {reason}")]
+    Unavailable { sink: &'static str, reason: String },
+    #[error("{sink} rejected the event: {reason}")]
+    Rejected { sink: &'static str, reason: String },
+    #[error("{sink} did not confirm within {budget:?}")]
+    Timeout { sink: &'static str, budget: Duration },
+}
+
+/// A producer span per sink and request, with the OpenTelemetry messaging attributes.
+fn publish_span(sink: &'static str, batch: &[Delivery]) -> tracing::Span {
+    let system = match sink {
+        "amqp" => "rabbitmq",
+        other => other,
+    };
+    let span = tracing::debug_span!(
+        "publish",
+        otel.name = %format_args!("publish {sink}"),
+        otel.kind = "producer",
+        otel.status_code = Empty,
+        error.type = Empty,
+        messaging.system = system,
+        messaging.operation.type = "send",
+        messaging.destination.name = batch.first().map_or("", |d| d.target.name.as_str()),
+        messaging.batch.message_count = batch.len(),
+        messaging.message.id = Empty,
+        regbridge.sink = sink,
+        regbridge.outcome = Empty,
+    );
+    if let [one] = batch {
+        span.record("messaging.message.id", cloudevents::AttributesReader::id(&*one.event));
+    }
+    span
+}
+
+/// The connected sinks, by kind.
+#[derive(Clone, Default)]
+pub struct Sinks {
+    sinks: Vec<(&'static SinkSpec, Arc<dyn Sink>)>,
+}
+
+impl Sinks {
+    pub async fn build(configs: &[Arc<dyn SinkConfig>]) -> Result<Self, SinkError> {
+        let mut sinks = Vec::with_capacity(configs.len());
+        for c in configs {
+            sinks.push((c.spec(), c.build().await?));
+        }
+        Ok(Self { sinks })
+    }
+
+    /// A set made of already-built sinks (tests use in-memory ones).
+    pub fn from_parts(sinks: Vec<(&'static SinkSpec, Arc<dyn Sink>)>) -> Self {
+        Self { sinks }
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &'static SinkSpec> + '_ {
+        self.sinks.iter().map(|(s, _)| *s)
+    }
+
+    /// Each sink's readiness, in configuration order; also kept in the readiness gauge.
+    pub fn health(&self) -> Vec<(&'static str, Result<(), String>)> {
+        self.sinks
+            .iter()
+            .map(|(s, sink)| {
+                let health = sink.health();
+                metrics::gauge!(names::SINK_READY, "sink" => s.name).set(if health.is_ok() {
+                    1.0
+                } else {
+                    0.0
+                });
+                (s.name, health)
+            })
+            .collect()
+    }
+
+    /// Publishes every delivery, all sinks concurrently, and succeeds only if all of them confirm
+    /// within `budget`. Deliveries are `(sink name, delivery)` pairs from the router.
+    pub async fn deliver(
+        &self,
+        deliveries: Vec<(&'static str, Delivery)>,
+        budget: Duration,
+    ) -> Result<(), SinkError> {
+        let mut batches: Vec<(&'static str, &Arc<dyn Sink>, Vec<Delivery>)> = Vec::new();
+        for (name, d) in deliveries {
+            match batches.iter_mut().find(|(n, _, _)| *n == name) {
+                Some((_, _, batch)) => batch.push(d),
+                None => {
+                    let Some((_, sink)) = self.sinks.iter().find(|(s, _)| s.name == name) else {
+                        // The router is compiled against the configured sinks, so this is a bug.
+                        return Err(SinkError::Unavailable { sink: name, reason: "not configured".into() });
+                    };
+                    batches.push((name, sink, vec![d]));
+                }
+            }
+        }
+        let publishes = batches.into_iter().map(|(name, sink, batch)| {
+            let span = publish_span(name, &batch);
+            async move {
+                let started = std::time::Instant::now();
+                let result = match tokio::time::timeout(budget, sink.publish(batch)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SinkError::Timeout { sink: name, budget }),
+                };
+                let outcome = match &result {
+                    Ok(()) => "ok",
+                    Err(SinkError::Timeout { .. }) => "timeout",
+                    Err(e) => {
+                        tracing::warn!(sink = name, error = %e, "publish failed");
+                        "error"
+                    }
+                };
+                let span = tracing::Span::current();
+                span.record("regbridge.outcome", outcome);
+                if outcome != "ok" {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", outcome);
+                }
+                metrics::counter!(names::PUBLISHES, "sink" => name, "outcome" => outcome).increment(1);
+                metrics::histogram!(names::PUBLISH_DURATION, "sink" => name).record(started.elapsed());
+                result
+            }
+            .instrument(span)
+        });
+        join_all(publishes).await.into_iter().collect()
+    }
+
+    /// Shuts every sink down, each within `deadline`.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let all = self.sinks.iter().map(|(spec, sink)| async move {
+            if tokio::time::timeout(deadline, sink.shutdown()).await.is_err() {
+                tracing::warn!(sink = spec.name, ?deadline, "sink did not shut down in time");
+            }
+        });
+        join_all(all).await;
+    }
+}

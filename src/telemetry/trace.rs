@@ -1,0 +1,119 @@
+//! OpenTelemetry traces: the OTLP tracer, and W3C trace context for requests and messages.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::http::header::HeaderMap;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
+use opentelemetry_sdk::Resource;
+use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether spans are exported (an OTLP endpoint is configured).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// A batch OTLP span exporter; endpoint, protocol, headers and timeout come from `OTEL_*`.
+pub(super) fn provider(resource: Resource) -> Result<SdkTracerProvider, String> {
+    let exporter =
+        opentelemetry_otlp::SpanExporter::builder().with_http().build().map_err(|e| e.to_string())?;
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
+
+pub(super) fn layer<S>(provider: &SdkTracerProvider) -> OpenTelemetryLayer<S, Tracer>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer().with_tracer(provider.tracer("regbridge"))
+}
+
+/// The trace a request belongs to, as stamped on its events.
+#[derive(Clone, Debug)]
+pub struct TraceContext {
+    pub traceparent: String,
+    pub tracestate: Option<String>,
+    /// 32 hex digits, for log correlation.
+    pub trace_id: String,
+}
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+fn from_span_context(sc: &SpanContext) -> TraceContext {
+    let state = sc.trace_state().header();
+    TraceContext {
+        traceparent: format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()),
+        tracestate: (!state.is_empty()).then_some(state),
+        trace_id: sc.trace_id().to_string(),
+    }
+}
+
+/// Continues the caller's trace (W3C `traceparent`/`tracestate`) in `span`, the request's server
+/// span, and returns the context its events carry. Without OTLP the same W3C semantics are kept
+/// by hand: the caller's trace id continues under a new span id, or a new trace starts.
+pub fn start_request(span: &tracing::Span, headers: &HeaderMap) -> TraceContext {
+    if enabled() {
+        let parent = TraceContextPropagator::new().extract(&Headers(headers));
+        let _ = span.set_parent(parent);
+        let sc = span.context().span().span_context().clone();
+        if sc.is_valid() {
+            return from_span_context(&sc);
+        }
+    }
+    manual(headers)
+}
+
+/// The current span's context, when spans are exported: what a message's own `traceparent`
+/// header carries, so a consumer's span is the child of the publish span.
+pub fn current() -> Option<TraceContext> {
+    if !enabled() {
+        return None;
+    }
+    let sc = tracing::Span::current().context().span().span_context().clone();
+    sc.is_valid().then(|| from_span_context(&sc))
+}
+
+fn manual(headers: &HeaderMap) -> TraceContext {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let incoming = header("traceparent").and_then(parse_traceparent);
+    // `tracestate` belongs to the trace it came with; without a valid parent it is dropped.
+    let tracestate = incoming.as_ref().and(header("tracestate")).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (trace_id, flags) = incoming.unwrap_or_else(|| {
+        let mut t = [0u8; 16];
+        let _ = getrandom::fill(&mut t);
+        (hex::encode(t), "01".to_owned())
+    });
+    let mut span = [0u8; 8];
+    let _ = getrandom::fill(&mut span);
+    TraceContext { traceparent: format!("00-{trace_id}-{}-{flags}", hex::encode(span)), tracestate, trace_id }
+}
+
+fn parse_traceparent(v: &str) -> Option<(String, String)> {
+    let mut parts = v.trim().split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let valid = version == "00"
+        && parts.next().is_none()
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    valid.then(|| (trace.to_owned(), flags.to_owned()))
+}

@@ -1,0 +1,112 @@
+//! Fixed shared credentials: Harbor's `Authorization` header and MSR's `?token=`.
+
+use actix_web::http::header::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+use super::{header, VerifyError};
+
+/// Digests of the accepted values. Comparing fixed-size digests keeps the comparison constant-time
+/// in the length of the secret too, and the verifier never holds the secret text.
+#[derive(Clone)]
+struct Accepted(Vec<[u8; 32]>);
+
+impl Accepted {
+    fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(values.into_iter().map(digest).collect())
+    }
+
+    /// Checks every accepted value without an early exit, so timing does not tell which matched.
+    fn contains(&self, candidate: &str) -> bool {
+        let d = digest(candidate);
+        let hit = self.0.iter().fold(Choice::from(0), |acc, a| acc | a.ct_eq(&d));
+        hit.into()
+    }
+}
+
+fn digest(v: &str) -> [u8; 32] {
+    Sha256::digest(v.as_bytes()).into()
+}
+
+/// Harbor: the `Authorization` header must equal one configured value exactly.
+#[derive(Clone)]
+pub struct AuthorizationHeader(Accepted);
+
+impl AuthorizationHeader {
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(Accepted::new(values))
+    }
+
+    pub(super) fn verify(&self, headers: &HeaderMap) -> Result<(), VerifyError> {
+        let value = header(headers, "authorization").ok_or(VerifyError::MissingCredential)?;
+        self.0.contains(value).then_some(()).ok_or(VerifyError::InvalidCredential)
+    }
+}
+
+impl std::fmt::Debug for AuthorizationHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthorizationHeader({} values, redacted)", self.0 .0.len())
+    }
+}
+
+/// MSR: it cannot send headers, so the token rides in the URL (`?token=`). A proxy in front may
+/// move it to `Authorization` (bare or `Bearer <token>`), which is accepted too.
+#[derive(Clone)]
+pub struct QueryToken(Accepted);
+
+impl QueryToken {
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(Accepted::new(values))
+    }
+
+    pub(super) fn verify(&self, headers: &HeaderMap, query: &str) -> Result<(), VerifyError> {
+        let from_query =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned());
+        let candidate = match (from_query, header(headers, "authorization")) {
+            (Some(t), _) => t,
+            (None, Some(h)) => h.strip_prefix("Bearer ").unwrap_or(h).trim().to_owned(),
+            (None, None) => return Err(VerifyError::MissingCredential),
+        };
+        self.0.contains(&candidate).then_some(()).ok_or(VerifyError::InvalidCredential)
+    }
+}
+
+impl std::fmt::Debug for QueryToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueryToken({} values, redacted)", self.0 .0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(auth: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert(HeaderName::from_static("authorization"), HeaderValue::from_str(a).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn authorization_must_match_exactly() {
+        let v = AuthorizationHeader::new(["Bearer s3cret", "Basic b2xk"]);
+        assert_eq!(v.verify(&headers(Some("Bearer s3cret"))), Ok(()));
+        assert_eq!(v.verify(&headers(Some("Basic b2xk"))), Ok(()));
+        assert_eq!(v.verify(&headers(Some("Bearer s3cre"))), Err(VerifyError::InvalidCredential));
+        assert_eq!(v.verify(&headers(None)), Err(VerifyError::MissingCredential));
+        assert!(!format!("{v:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn token_from_query_or_proxy_header() {
+        let v = QueryToken::new(["t/k+n"]);
+        assert_eq!(v.verify(&headers(None), "a=1&token=t%2Fk%2Bn"), Ok(()));
+        assert_eq!(v.verify(&headers(Some("Bearer t/k+n")), ""), Ok(()));
+        assert_eq!(v.verify(&headers(Some("t/k+n")), ""), Ok(()));
+        assert_eq!(v.verify(&headers(None), "token=nope"), Err(VerifyError::InvalidCredential));
+        assert_eq!(v.verify(&headers(None), ""), Err(VerifyError::MissingCredential));
+    }
+}

@@ -1,0 +1,253 @@
+//! One test per error class of the contract (§1): status, problem+json body, nothing published.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use regbridge::app::App;
+use regbridge::config::{Config, Env};
+use regbridge::sinks::{self, Delivery, Sink, SinkError, Sinks};
+
+use crate::helpers::*;
+
+#[track_caller]
+fn assert_problem(reply: &Reply, status: u16, class: &str, reason: &str) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(reply.body["type"], format!("urn:regbridge:problem:{class}"));
+    assert_eq!(reply.body["status"], status);
+    assert_eq!(reply.body["reason"], reason, "{:?}", reply.body);
+    assert!(reply.body["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(reply.body["detail"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[actix_rt::test]
+async fn unauthorized_401() {
+    let app = spawn_app().await;
+    let body = fixture("root/image-created.e2e-rendered.json");
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let ce = ("content-type", "application/cloudevents+json");
+
+    let r = app.post("/webhooks/root", &[ce], body.clone()).await;
+    assert_problem(&r, 401, "unauthorized", "missing_signature");
+
+    let good = sign_standard(ROOT_SECRET, "m1", &ts, &body);
+    let h =
+        [ce, ("webhook-id", "m2"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", good.as_str())];
+    assert_problem(
+        &app.post("/webhooks/root", &h, body.clone()).await,
+        401,
+        "unauthorized",
+        "invalid_signature",
+    );
+
+    let old = (chrono::Utc::now().timestamp() - 600).to_string();
+    let sig = sign_standard(ROOT_SECRET, "m1", &old, &body);
+    let h =
+        [ce, ("webhook-id", "m1"), ("webhook-timestamp", old.as_str()), ("webhook-signature", sig.as_str())];
+    assert_problem(
+        &app.post("/webhooks/root", &h, body.clone()).await,
+        401,
+        "unauthorized",
+        "stale_timestamp",
+    );
+
+    let other = sign_standard("whsec_bm90LXRoZS1zZWNyZXQ=", "m1", &ts, &body);
+    let h =
+        [ce, ("webhook-id", "m1"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", other.as_str())];
+    let r = app.post("/webhooks/root", &h, body).await;
+    assert_problem(&r, 401, "unauthorized", "invalid_signature");
+    assert!(!r.body.to_string().contains("whsec_"), "problem bodies never echo secrets");
+
+    let harbor = fixture("harbor/push_artifact.default.json");
+    let json = ("content-type", "application/json");
+    let r = app.post("/webhooks/harbor", &[json, ("authorization", "Bearer wrong")], harbor.clone()).await;
+    assert_problem(&r, 401, "unauthorized", "invalid_credential");
+    let r = app.post("/webhooks/harbor", &[json], harbor).await;
+    assert_problem(&r, 401, "unauthorized", "missing_credential");
+
+    let msr = fixture("msr/tag_push.dtr-2.4-docs.json");
+    assert_problem(
+        &app.post("/webhooks/msr", &[json], msr.clone()).await,
+        401,
+        "unauthorized",
+        "missing_credential",
+    );
+    let r = app.post("/webhooks/msr?token=wrong", &[json], msr).await;
+    assert_problem(&r, 401, "unauthorized", "invalid_credential");
+
+    assert!(app.events().is_empty());
+}
+
+#[actix_rt::test]
+async fn malformed_400() {
+    let app = spawn_app().await;
+    let r = app.post_harbor(b"{\"type\": \"PUSH_ARTIFACT\",", "application/json").await;
+    assert_problem(&r, 400, "malformed-payload", "invalid_json");
+    let r = app.post_harbor(br#"{"type":"PUSH_ARTIFACT","occur_at":1}"#, "application/json").await;
+    assert_problem(&r, 400, "malformed-payload", "missing_field");
+    let r = app.post_msr(br#"{"type":"TAG_PUSH","createdAt":"2024-05-01T10:00:00Z"}"#).await;
+    assert_problem(&r, 400, "malformed-payload", "missing_field");
+    // Harbor's own documentation sample with a missing comma: Harbor never sends it, and neither
+    // may anyone else.
+    let r = app
+        .post_harbor(&fixture("harbor/pull_artifact.cloudevents.jsonc"), "application/cloudevents+json")
+        .await;
+    assert_problem(&r, 400, "malformed-payload", "invalid_json");
+    let r = app
+        .post_root(br#"{"type":"io.root.cr.image.created.v1","id":"x","data":{"image_tag":"1"}}"#, "m", false)
+        .await;
+    assert_problem(&r, 400, "malformed-payload", "missing_field");
+    assert!(app.events().is_empty());
+}
+
+#[actix_rt::test]
+async fn unknown_or_disabled_endpoint_404_and_wrong_method_405() {
+    let app = spawn_app_with(Options::default().with("REGBRIDGE_HARBOR_AUTH", "")).await;
+    let json = [("content-type", "application/json")];
+    let r = app.post("/webhooks/quay", &json, "{}").await;
+    assert_problem(&r, 404, "endpoint-not-found", "unknown_endpoint");
+    // Harbor has no credentials and was not marked unauthenticated: disabled.
+    let r = app.post("/webhooks/harbor", &json, fixture("harbor/push_artifact.default.json")).await;
+    assert_problem(&r, 404, "endpoint-not-found", "unknown_endpoint");
+    let (status, _) = app.get("/webhooks/root").await;
+    assert_eq!(status, 405);
+    let (status, body) = app.get("/nowhere").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("urn:regbridge:problem:endpoint-not-found"));
+    assert!(app.events().is_empty());
+}
+
+#[actix_rt::test]
+async fn unauthenticated_endpoints_must_be_explicit() {
+    let app = spawn_app_with(
+        Options::default().with("REGBRIDGE_HARBOR_AUTH", "").with("REGBRIDGE_UNAUTHENTICATED", "harbor"),
+    )
+    .await;
+    let r = app
+        .post(
+            "/webhooks/harbor",
+            &[("content-type", "application/json")],
+            fixture("harbor/push_artifact.default.json"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(app.events().len(), 1);
+}
+
+#[actix_rt::test]
+async fn too_large_413_declared_or_streamed() {
+    let app = spawn_app_with(Options::default().with("REGBRIDGE_BODY_LIMIT", "1KiB")).await;
+    let big = format!("{{\"type\":\"PUSH_ARTIFACT\",\"pad\":\"{}\"}}", "x".repeat(2048));
+    let r = app.post_harbor(big.as_bytes(), "application/json").await;
+    assert_problem(&r, 413, "payload-too-large", "body_too_large");
+
+    // Without Content-Length (chunked) the limit holds while reading.
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        (0..4).map(|_| Ok(Bytes::from(vec![b' '; 512]))).collect();
+    let mut res = app
+        .client
+        .post(format!("{}/webhooks/harbor", app.base))
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("authorization", HARBOR_AUTH))
+        .send_stream(futures_util::stream::iter(chunks))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+    let body: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+    assert_eq!(body["reason"], "body_too_large");
+    assert!(app.events().is_empty());
+}
+
+#[actix_rt::test]
+async fn unsupported_media_type_415() {
+    let app = spawn_app().await;
+    let body = fixture("harbor/push_artifact.default.json");
+    let r = app.post_harbor(&body, "text/plain").await;
+    assert_problem(&r, 415, "unsupported-media-type", "unsupported_media_type");
+    let r = app.post("/webhooks/harbor", &[("authorization", HARBOR_AUTH)], body.clone()).await;
+    assert_problem(&r, 415, "unsupported-media-type", "unsupported_media_type");
+    // Parameters and case do not matter.
+    assert_eq!(app.post_harbor(&body, "Application/JSON; charset=utf-8").await.status, 200);
+    assert_eq!(app.events().len(), 1);
+}
+
+#[actix_rt::test]
+async fn rate_limited_429_with_retry_after() {
+    let app = spawn_app_with(
+        Options::default().with("REGBRIDGE_RATE_LIMIT", "1").with("REGBRIDGE_RATE_BURST", "1"),
+    )
+    .await;
+    let body = fixture("harbor/push_artifact.default.json");
+    assert_eq!(app.post_harbor(&body, "application/json").await.status, 200);
+    let r = app.post_harbor(&body, "application/json").await;
+    assert_problem(&r, 429, "rate-limited", "rate_limited");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // The limit is per endpoint: MSR is unaffected.
+    assert_eq!(app.post_msr(&fixture("msr/tag_push.dtr-2.4-docs.json")).await.status, 200);
+    assert_eq!(app.events().len(), 2);
+}
+
+#[actix_rt::test]
+async fn failing_sink_503_and_not_ready() {
+    // Every write to /dev/full fails with ENOSPC.
+    let app = spawn_app_with(Options::default().with("REGBRIDGE_FILE_SINK", "/dev/full")).await;
+    let r = app.post_harbor(&fixture("harbor/push_artifact.default.json"), "application/json").await;
+    assert_problem(&r, 503, "sink-unavailable", "sink_unavailable");
+    assert_eq!(r.header("retry-after"), Some("2"));
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 503);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert!(body["sinks"]["file"].as_str().unwrap().contains("/dev/full"), "{body}");
+}
+
+/// A sink that never confirms.
+struct Stuck;
+
+impl Sink for Stuck {
+    fn publish(&self, _: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(std::future::pending())
+    }
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[actix_rt::test]
+async fn slow_sink_503_within_the_budget() {
+    let env: Env = [
+        ("REGBRIDGE_LISTEN", "127.0.0.1:0"),
+        ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
+        ("REGBRIDGE_PUBLISH_TIMEOUT", "300ms"),
+        ("REGBRIDGE_FILE_SINK", "/dev/null"),
+    ]
+    .into_iter()
+    .collect();
+    let config = Config::load(&env).unwrap();
+    let sinks = Sinks::from_parts(vec![(sinks::by_name("file").unwrap(), Arc::new(Stuck) as Arc<dyn Sink>)]);
+    let app = App::builder(config).sinks(sinks).workers(1).build().await.unwrap();
+    let url = format!("http://127.0.0.1:{}/webhooks/harbor", app.port());
+    let handle = app.handle();
+    actix_rt::spawn(app.run_until_stopped());
+
+    let started = std::time::Instant::now();
+    let mut res = awc::Client::default()
+        .post(url)
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("authorization", HARBOR_AUTH))
+        .send_body(fixture("harbor/push_artifact.default.json"))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(res.status().as_u16(), 503);
+    let body: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+    assert_eq!(body["reason"], "sink_timeout");
+    // Generous upper bound: this asserts the budget is enforced at all, not how fast.
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(10), "{elapsed:?}");
+    handle.stop(false).await;
+}

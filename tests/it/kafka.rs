@@ -1,0 +1,97 @@
+//! Kafka sink against a real Kafka-compatible broker: binding, key, confirms, outages.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::brokers::{self, Record};
+use crate::helpers::*;
+
+async fn read(brokers: &str, topic: &str, want: usize) -> Vec<Record> {
+    let (b, t) = (brokers.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || brokers::read_topic(&b, &t, want, Duration::from_secs(20)))
+        .await
+        .unwrap()
+}
+
+/// The exact binary-mode header set the CloudEvents Kafka binding prescribes for our events.
+#[track_caller]
+pub fn assert_binary_binding(rec: &Record, ev: &Value) {
+    assert_eq!(rec.key.as_deref(), ev["partitionkey"].as_str(), "record key = partitionkey");
+    assert_eq!(rec.header("content-type"), Some("application/json"));
+    let payload: Value = serde_json::from_slice(&rec.payload).unwrap();
+    assert_eq!(payload, ev["data"], "value = data");
+    let mut names: Vec<&str> = rec.headers.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    let mut want: Vec<String> = brokers::CE_ATTRIBUTES.iter().map(|a| format!("ce_{a}")).collect();
+    want.push("content-type".into());
+    // The message's own W3C header for consumers' propagators (here: the event's context).
+    want.push("traceparent".into());
+    want.sort_unstable();
+    assert_eq!(names, want);
+    assert_eq!(rec.header("traceparent"), ev["traceparent"].as_str());
+    for attr in brokers::CE_ATTRIBUTES {
+        assert_eq!(rec.header(&format!("ce_{attr}")), ev[attr].as_str(), "ce_{attr}");
+    }
+}
+
+#[actix_rt::test]
+async fn binary_mode_record_carries_the_binding_exactly() {
+    let kafka = brokers::kafka();
+    let topic = brokers::unique("it-kafka");
+    brokers::create_topic(&kafka, &topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::routes_file(
+        dir.path(),
+        &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}, {{ sink: file }}]\n"),
+    );
+    let app = spawn_app_with(
+        Options::default().with("REGBRIDGE_KAFKA_BROKERS", &kafka).with("REGBRIDGE_ROUTES", &routes),
+    )
+    .await;
+
+    let reply = app.post_root(&fixture("root/image-created.e2e-rendered.json"), "whmsg_k1", true).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = read(&kafka, &topic, 1).await;
+    assert_eq!(records.len(), 1);
+    // The file sink is configured too in tests (REGBRIDGE_FILE_SINK), and holds the same event.
+    let ev = &app.events()[0];
+    assert_eq!(ev["id"], "e2e_1234567890:amd64");
+    assert_binary_binding(&records[0], ev);
+    assert_eq!(records[0].key.as_deref(), Some("python"));
+
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"kafka\":\"ok\""), "{body}");
+}
+
+#[actix_rt::test]
+async fn structured_mode_and_fan_out_of_several_resources() {
+    let kafka = brokers::kafka();
+    let topic = brokers::unique("it-kafka-structured");
+    brokers::create_topic(&kafka, &topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::routes_file(
+        dir.path(),
+        &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic}, mode: structured }}, {{ sink: file }}]\n"),
+    );
+    let app = spawn_app_with(
+        Options::default().with("REGBRIDGE_KAFKA_BROKERS", &kafka).with("REGBRIDGE_ROUTES", &routes),
+    )
+    .await;
+    let body = br#"{"type":"PUSH_ARTIFACT","occur_at":1680501893,"operator":"ci","event_data":{
+        "resources":[{"digest":"sha256:a","tag":"v1","resource_url":"h.example.com/lib/app:v1"},
+                     {"digest":"sha256:b","tag":"v2","resource_url":"h.example.com/lib/app:v2"}],
+        "repository":{"name":"app","namespace":"lib","repo_full_name":"lib/app"}}}"#;
+    assert_eq!(app.post_harbor(body, "application/json").await.status, 200);
+    let records = read(&kafka, &topic, 2).await;
+    assert_eq!(records.len(), 2);
+    let events = app.events();
+    for (rec, ev) in records.iter().zip(&events) {
+        assert_eq!(rec.header("content-type"), Some("application/cloudevents+json; charset=utf-8"));
+        assert!(rec.headers.iter().all(|(k, _)| !k.starts_with("ce_")), "structured mode has no ce_ headers");
+        assert_eq!(rec.key.as_deref(), Some("lib/app"));
+        let whole: Value = serde_json::from_slice(&rec.payload).unwrap();
+        assert_eq!(&whole, ev);
+    }
+}

@@ -1,0 +1,94 @@
+//! `/metrics` after a mix of accepted and rejected webhooks. The exposition is also saved for
+//! `scripts/check-deploy`, which checks that every metric the dashboard queries is exported.
+
+use std::io::Write;
+
+use crate::brokers;
+use crate::helpers::*;
+
+/// The value of the sample `name{labels…}` (labels in any order, extra labels not allowed).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if metric != name {
+            return None;
+        }
+        let mut have: Vec<&str> = rest.trim_end_matches('}').split(',').filter(|s| !s.is_empty()).collect();
+        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        (have == want).then(|| value.parse().ok()).flatten()
+    })
+}
+
+#[actix_rt::test]
+async fn counters_follow_accepted_and_rejected_requests() {
+    // A named endpoint of its own keeps these series apart from other tests in this process.
+    let endpoint = brokers::unique("metrics");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("regbridge.yaml");
+    std::fs::write(
+        &config,
+        format!("endpoints:\n  {endpoint}:\n    dialect: harbor\n    auth: [\"{HARBOR_AUTH}\"]\n"),
+    )
+    .unwrap();
+    let app = spawn_app_with(Options::default().with("REGBRIDGE_CONFIG", config.to_str().unwrap())).await;
+    let path = format!("/webhooks/{endpoint}");
+    let json = ("content-type", "application/json");
+    let auth = ("authorization", HARBOR_AUTH);
+    for file in ["harbor/push_artifact.default.json", "harbor/scanning_completed.default.json"] {
+        assert_eq!(app.post(&path, &[json, auth], fixture(file)).await.status, 200);
+    }
+    let unmapped = br#"{"type":"NEW_KIND","occur_at":1,"event_data":{}}"#.to_vec();
+    assert_eq!(app.post(&path, &[json, auth], unmapped).await.status, 202);
+    let bad_auth = ("authorization", "Bearer nope");
+    assert_eq!(
+        app.post(&path, &[json, bad_auth], fixture("harbor/push_artifact.default.json")).await.status,
+        401
+    );
+    assert_eq!(app.post(&path, &[("content-type", "text/xml"), auth], "<x/>").await.status, 415);
+    assert_eq!(app.post(&path, &[json, auth], "{").await.status, 400);
+    assert_eq!(app.post("/webhooks/nope", &[json], "{}").await.status, 404);
+
+    let (status, text) = app.get("/metrics").await;
+    assert_eq!(status, 200);
+    let e = endpoint.as_str();
+    let requests = |status: &str, reason: &str| {
+        sample(&text, "regbridge_requests_total", &[("endpoint", e), ("status", status), ("reason", reason)])
+    };
+    assert_eq!(requests("2xx", "accepted"), Some(3.0), "{text}");
+    assert_eq!(requests("4xx", "invalid_credential"), Some(1.0));
+    assert_eq!(requests("4xx", "unsupported_media_type"), Some(1.0));
+    assert_eq!(requests("4xx", "invalid_json"), Some(1.0));
+    assert_eq!(sample(&text, "regbridge_request_duration_seconds_count", &[("endpoint", e)]), Some(6.0));
+    let unknown = sample(
+        &text,
+        "regbridge_requests_total",
+        &[("endpoint", "unknown"), ("status", "4xx"), ("reason", "unknown_endpoint")],
+    );
+    assert!(unknown.is_some_and(|n| n >= 1.0), "unknown endpoints share one label");
+    assert!(!text.contains("endpoint=\"nope\""), "unknown names never become labels");
+    for kind in ["artifact.pushed", "scan.completed"] {
+        let ty = format!("dev.regbridge.{kind}.v1");
+        let n = sample(
+            &text,
+            "regbridge_events_total",
+            &[("registry", "harbor"), ("type", &ty), ("routed", "true")],
+        );
+        assert!(n.is_some_and(|n| n >= 1.0), "{ty}");
+    }
+    assert!(
+        sample(&text, "regbridge_events_unmapped_total", &[("registry", "harbor")]).is_some_and(|n| n >= 1.0)
+    );
+    assert!(sample(&text, "regbridge_publish_total", &[("sink", "file"), ("outcome", "ok")])
+        .is_some_and(|n| n >= 2.0));
+    assert!(sample(&text, "regbridge_publish_duration_seconds_count", &[("sink", "file")])
+        .is_some_and(|n| n >= 2.0));
+    assert_eq!(sample(&text, "regbridge_sink_ready", &[("sink", "file")]), Some(1.0));
+    assert!(sample(&text, "regbridge_requests_in_flight", &[]).is_some());
+    assert!(!text.contains(HARBOR_AUTH), "no secret in metrics");
+
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("exported-metrics.prom");
+    std::fs::File::create(&out).unwrap().write_all(text.as_bytes()).unwrap();
+}

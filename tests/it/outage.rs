@@ -1,0 +1,164 @@
+//! Broker outages and shutdown: nothing is acknowledged that is not in a broker.
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::brokers::{self, PrivateKafka};
+use crate::helpers::*;
+
+/// A Harbor delivery with its own digest id (the body differs by `n`).
+fn delivery(n: usize) -> Vec<u8> {
+    format!(
+        r#"{{"type":"PUSH_ARTIFACT","occur_at":{},"operator":"ci","event_data":{{"resources":[{{"digest":"sha256:{n:064x}","tag":"v{n}","resource_url":"h.example.com/lib/app:v{n}"}}],"repository":{{"name":"app","namespace":"lib","repo_full_name":"lib/app"}}}}}}"#,
+        1_700_000_000 + n
+    )
+    .into_bytes()
+}
+
+/// The ids found in `topic`, read until every one of `expected` is there (or 20 s passed). The
+/// topic may hold more: a record whose webhook got 503 can still be delivered later.
+async fn ids_in(brokers: &str, topic: &str, expected: &HashSet<String>) -> HashSet<String> {
+    let (b, t, want) = (brokers.to_owned(), topic.to_owned(), expected.clone());
+    let ids = |records: &[brokers::Record]| -> HashSet<String> {
+        records.iter().filter_map(|r| r.header("ce_id").map(str::to_owned)).collect()
+    };
+    let records = tokio::task::spawn_blocking(move || {
+        brokers::read_topic_until(&b, &t, Duration::from_secs(20), |r| ids(r).is_superset(&want))
+    })
+    .await
+    .unwrap();
+    ids(&records)
+}
+
+fn kafka_routes(dir: &std::path::Path, topic: &str) -> String {
+    brokers::routes_file(dir, &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}]\n"))
+}
+
+#[actix_rt::test]
+async fn paused_broker_gets_503_within_the_budget_and_recovers_without_restart() {
+    let kafka = PrivateKafka::start();
+    let topic = brokers::unique("it-outage");
+    brokers::create_topic(&kafka.addr, &topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_KAFKA_BROKERS", &kafka.addr)
+            .with("REGBRIDGE_ROUTES", &kafka_routes(dir.path(), &topic))
+            .with("REGBRIDGE_PUBLISH_TIMEOUT", "1s"),
+    )
+    .await;
+    let mut acknowledged = HashSet::new();
+    let mut ack = |r: &Reply| {
+        if r.status == 200 {
+            acknowledged.insert(r.body["events"][0]["id"].as_str().unwrap().to_owned());
+        }
+    };
+
+    // A fresh producer spends its first second(s) on metadata and the idempotent producer id; on a
+    // loaded machine that can exceed the 1 s budget, so warm it up as a sender's retry would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = app.post_harbor(&delivery(0), "application/json").await;
+        ack(&r);
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{:?}", r.body);
+        assert!(Instant::now() < deadline, "no 200 within 30 s from a healthy broker: {:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    kafka.pause();
+    for n in 1..=3 {
+        let started = Instant::now();
+        let r = app.post_harbor(&delivery(n), "application/json").await;
+        assert_eq!(r.status, 503, "{:?}", r.body);
+        assert_eq!(r.body["reason"], "sink_timeout");
+        assert!(r.header("retry-after").is_some());
+        // Within the 1 s budget plus scheduling slack; never an unbounded wait.
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    kafka.resume();
+    // Same process, same producer: it reconnects by itself. Retry as a sender would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut recovered = false;
+    for n in 4.. {
+        let r = app.post_harbor(&delivery(n), "application/json").await;
+        ack(&r);
+        if r.status == 200 {
+            recovered = true;
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 200 within 30 s after the broker came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered);
+
+    let found = ids_in(&kafka.addr, &topic, &acknowledged).await;
+    for id in &acknowledged {
+        assert!(found.contains(id), "acknowledged {id} is not in Kafka");
+    }
+}
+
+#[actix_rt::test]
+async fn sigterm_lets_in_flight_requests_finish_and_every_2xx_is_in_the_broker() {
+    let kafka = PrivateKafka::start();
+    let topic = brokers::unique("it-sigterm");
+    brokers::create_topic(&kafka.addr, &topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = brokers::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regbridge"))
+        .env_clear()
+        .env("REGBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH)
+        .env("REGBRIDGE_KAFKA_BROKERS", &kafka.addr)
+        .env("REGBRIDGE_ROUTES", kafka_routes(dir.path(), &topic))
+        .env("REGBRIDGE_PUBLISH_TIMEOUT", "10s")
+        .env("REGBRIDGE_SHUTDOWN_TIMEOUT", "15s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    wait_ready(&client, &base).await;
+
+    // Freeze the broker so the requests are certainly in flight when the signal arrives.
+    kafka.pause();
+    let requests: Vec<_> = (0..20)
+        .map(|n| {
+            let req = client
+                .post(format!("{base}/webhooks/harbor"))
+                .insert_header(("content-type", "application/json"))
+                .insert_header(("authorization", HARBOR_AUTH))
+                .send_body(delivery(1000 + n));
+            actix_rt::spawn(async move {
+                let mut res = req.await.ok()?;
+                let body: serde_json::Value = serde_json::from_slice(&res.body().await.ok()?).ok()?;
+                Some((res.status().as_u16(), body))
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kafka.resume();
+
+    let mut acknowledged = HashSet::new();
+    for r in requests {
+        if let Some((status, body)) = r.await.unwrap() {
+            if (200..300).contains(&status) {
+                acknowledged.insert(body["events"][0]["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let status = wait_exit(&mut child).await;
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(acknowledged.len(), 20, "every in-flight request finished with 2xx");
+    let found = ids_in(&kafka.addr, &topic, &acknowledged).await;
+    for id in &acknowledged {
+        assert!(found.contains(id), "acknowledged {id} is not in Kafka");
+    }
+}
