@@ -50,6 +50,8 @@ impl AppBuilder {
     /// Connects the sinks and binds the listener; nothing is served until `run_until_stopped`.
     pub async fn build(self) -> anyhow::Result<App> {
         let c = self.config;
+        // First: the sinks and the ingress state take their metric handles from this recorder.
+        let metrics = telemetry::metrics_handle();
         let sinks = match self.sinks {
             Some(s) => s,
             None => Sinks::build(&c.sinks).await.context("connecting sinks")?,
@@ -62,7 +64,7 @@ impl AppBuilder {
             publish_timeout: c.publish_timeout,
             max_in_flight: c.max_in_flight,
             clock: self.clock.unwrap_or_else(ingress::system_clock),
-            metrics: telemetry::metrics_handle(),
+            metrics,
         }));
 
         let listener = TcpListener::bind(c.listen).with_context(|| format!("binding {}", c.listen))?;

@@ -30,8 +30,9 @@ pub async fn webhook(
     let started = std::time::Instant::now();
     // Unknown names are not used as labels: a scanner probing random paths must not grow the
     // metric series without bound.
-    let (label, registry) = match state.endpoints.get(&name) {
-        Some((e, _)) => (name.as_str(), e.dialect.name),
+    let entry = state.endpoints.get(&name);
+    let (label, registry) = match entry {
+        Some(e) => (name.as_str(), e.endpoint.dialect.name),
         None => ("unknown", "unknown"),
     };
     let span = tracing::debug_span!(
@@ -49,9 +50,9 @@ pub async fn webhook(
         regbridge.outcome = Empty,
     );
     let trace = trace::start_request(&span, req.headers());
-    metrics::gauge!(names::IN_FLIGHT).increment(1.0);
+    state.in_flight_gauge.increment(1.0);
     let result = handle(&req, &name, payload, &state, &trace).instrument(span.clone()).await;
-    metrics::gauge!(names::IN_FLIGHT).decrement(1.0);
+    state.in_flight_gauge.decrement(1.0);
 
     let (status, reason) = match &result {
         Ok(res) => (res.status(), "accepted"),
@@ -63,14 +64,23 @@ pub async fn webhook(
         span.record("otel.status_code", "ERROR");
         span.record("error.type", reason);
     }
-    metrics::counter!(
-        names::REQUESTS,
-        "endpoint" => label.to_owned(),
-        "status" => format!("{}xx", status.as_u16() / 100),
-        "reason" => reason,
-    )
-    .increment(1);
-    metrics::histogram!(names::REQUEST_DURATION, "endpoint" => label.to_owned()).record(started.elapsed());
+    match entry {
+        Some(e) if result.is_ok() && status.is_success() => {
+            e.accepted.increment(1);
+            e.duration.record(started.elapsed());
+        }
+        _ => {
+            metrics::counter!(
+                names::REQUESTS,
+                "endpoint" => label.to_owned(),
+                "status" => format!("{}xx", status.as_u16() / 100),
+                "reason" => reason,
+            )
+            .increment(1);
+            metrics::histogram!(names::REQUEST_DURATION, "endpoint" => label.to_owned())
+                .record(started.elapsed());
+        }
+    }
     if let Err(e) = &result {
         // The query string is never logged: MSR's token rides in it.
         tracing::warn!(
@@ -93,7 +103,8 @@ async fn handle(
     trace: &TraceContext,
 ) -> Result<HttpResponse, IngressError> {
     let unknown = || IngressError::UnknownEndpoint(name.to_owned());
-    let (endpoint, limiter) = state.endpoints.get(name).ok_or_else(unknown)?;
+    let entry = state.endpoints.get(name).ok_or_else(unknown)?;
+    let (endpoint, limiter) = (&entry.endpoint, &entry.limiter);
     let verifier = endpoint.verifier.as_ref().ok_or_else(unknown)?;
     let _permit = state.in_flight.try_acquire().map_err(|_| IngressError::Overloaded)?;
     if let Some(limiter) = limiter {

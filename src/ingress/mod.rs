@@ -20,6 +20,7 @@ pub use ratelimit::RateLimiter;
 use crate::config::Endpoint;
 use crate::route::Router;
 use crate::sinks::Sinks;
+use crate::telemetry::names;
 
 /// The application clock in Unix seconds. Injectable so recorded signature vectors can be replayed.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -28,9 +29,20 @@ pub fn system_clock() -> Clock {
     Arc::new(|| chrono::Utc::now().timestamp())
 }
 
-/// Everything a request needs, shared by all workers. Built once by `App::build`.
+/// A configured endpoint with what its requests share: the rate limiter and the metric handles
+/// of the accepted path (resolved once, so a request does not look its series up again).
+struct EndpointEntry {
+    endpoint: Arc<Endpoint>,
+    limiter: Option<RateLimiter>,
+    accepted: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Everything a request needs, shared by all workers. Built once by `App::build`, after the
+/// metrics recorder is installed (handles taken earlier would record nothing).
 pub struct State {
-    endpoints: HashMap<String, (Arc<Endpoint>, Option<RateLimiter>)>,
+    endpoints: HashMap<String, EndpointEntry>,
+    in_flight_gauge: metrics::Gauge,
     router: Router,
     sinks: Sinks,
     body_limit: usize,
@@ -58,12 +70,23 @@ impl State {
             .endpoints
             .into_iter()
             .map(|e| {
-                let limiter = e.rate_limit.map(|(rate, burst)| RateLimiter::new(rate, burst));
-                (e.name.clone(), (e, limiter))
+                let entry = EndpointEntry {
+                    limiter: e.rate_limit.map(|(rate, burst)| RateLimiter::new(rate, burst)),
+                    accepted: metrics::counter!(
+                        names::REQUESTS,
+                        "endpoint" => e.name.clone(),
+                        "status" => "2xx",
+                        "reason" => "accepted",
+                    ),
+                    duration: metrics::histogram!(names::REQUEST_DURATION, "endpoint" => e.name.clone()),
+                    endpoint: e,
+                };
+                (entry.endpoint.name.clone(), entry)
             })
             .collect();
         Self {
             endpoints,
+            in_flight_gauge: metrics::gauge!(names::IN_FLIGHT),
             router: p.router,
             sinks: p.sinks,
             body_limit: p.body_limit,

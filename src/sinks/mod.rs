@@ -147,35 +147,55 @@ fn publish_span(sink: &'static str, batch: &[Delivery]) -> tracing::Span {
     span
 }
 
-/// The connected sinks, by kind.
+/// A connected sink with the metric handles of its successful publishes, resolved once.
+#[derive(Clone)]
+struct Entry {
+    spec: &'static SinkSpec,
+    sink: Arc<dyn Sink>,
+    ok: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl Entry {
+    fn new(spec: &'static SinkSpec, sink: Arc<dyn Sink>) -> Self {
+        Self {
+            ok: metrics::counter!(names::PUBLISHES, "sink" => spec.name, "outcome" => "ok"),
+            duration: metrics::histogram!(names::PUBLISH_DURATION, "sink" => spec.name),
+            spec,
+            sink,
+        }
+    }
+}
+
+/// The connected sinks, by kind. Build it after the metrics recorder is installed.
 #[derive(Clone, Default)]
 pub struct Sinks {
-    sinks: Vec<(&'static SinkSpec, Arc<dyn Sink>)>,
+    sinks: Vec<Entry>,
 }
 
 impl Sinks {
     pub async fn build(configs: &[Arc<dyn SinkConfig>]) -> Result<Self, SinkError> {
         let mut sinks = Vec::with_capacity(configs.len());
         for c in configs {
-            sinks.push((c.spec(), c.build().await?));
+            sinks.push(Entry::new(c.spec(), c.build().await?));
         }
         Ok(Self { sinks })
     }
 
     /// A set made of already-built sinks (tests use in-memory ones).
     pub fn from_parts(sinks: Vec<(&'static SinkSpec, Arc<dyn Sink>)>) -> Self {
-        Self { sinks }
+        Self { sinks: sinks.into_iter().map(|(spec, sink)| Entry::new(spec, sink)).collect() }
     }
 
     pub fn specs(&self) -> impl Iterator<Item = &'static SinkSpec> + '_ {
-        self.sinks.iter().map(|(s, _)| *s)
+        self.sinks.iter().map(|e| e.spec)
     }
 
     /// Each sink's readiness, in configuration order; also kept in the readiness gauge.
     pub fn health(&self) -> Vec<(&'static str, Result<(), String>)> {
         self.sinks
             .iter()
-            .map(|(s, sink)| {
+            .map(|Entry { spec: s, sink, .. }| {
                 let health = sink.health();
                 metrics::gauge!(names::SINK_READY, "sink" => s.name).set(if health.is_ok() {
                     1.0
@@ -194,24 +214,24 @@ impl Sinks {
         deliveries: Vec<(&'static str, Delivery)>,
         budget: Duration,
     ) -> Result<(), SinkError> {
-        let mut batches: Vec<(&'static str, &Arc<dyn Sink>, Vec<Delivery>)> = Vec::new();
+        let mut batches: Vec<(&'static str, &Entry, Vec<Delivery>)> = Vec::new();
         for (name, d) in deliveries {
             match batches.iter_mut().find(|(n, _, _)| *n == name) {
                 Some((_, _, batch)) => batch.push(d),
                 None => {
-                    let Some((_, sink)) = self.sinks.iter().find(|(s, _)| s.name == name) else {
+                    let Some(entry) = self.sinks.iter().find(|e| e.spec.name == name) else {
                         // The router is compiled against the configured sinks, so this is a bug.
                         return Err(SinkError::Unavailable { sink: name, reason: "not configured".into() });
                     };
-                    batches.push((name, sink, vec![d]));
+                    batches.push((name, entry, vec![d]));
                 }
             }
         }
-        let publishes = batches.into_iter().map(|(name, sink, batch)| {
+        let publishes = batches.into_iter().map(|(name, entry, batch)| {
             let span = publish_span(name, &batch);
             async move {
                 let started = std::time::Instant::now();
-                let result = match tokio::time::timeout(budget, sink.publish(batch)).await {
+                let result = match tokio::time::timeout(budget, entry.sink.publish(batch)).await {
                     Ok(r) => r,
                     Err(_) => Err(SinkError::Timeout { sink: name, budget }),
                 };
@@ -229,8 +249,12 @@ impl Sinks {
                     span.record("otel.status_code", "ERROR");
                     span.record("error.type", outcome);
                 }
-                metrics::counter!(names::PUBLISHES, "sink" => name, "outcome" => outcome).increment(1);
-                metrics::histogram!(names::PUBLISH_DURATION, "sink" => name).record(started.elapsed());
+                if result.is_ok() {
+                    entry.ok.increment(1);
+                } else {
+                    metrics::counter!(names::PUBLISHES, "sink" => name, "outcome" => outcome).increment(1);
+                }
+                entry.duration.record(started.elapsed());
                 result
             }
             .instrument(span)
@@ -240,7 +264,7 @@ impl Sinks {
 
     /// Shuts every sink down, each within `deadline`.
     pub async fn shutdown(&self, deadline: Duration) {
-        let all = self.sinks.iter().map(|(spec, sink)| async move {
+        let all = self.sinks.iter().map(|Entry { spec, sink, .. }| async move {
             if tokio::time::timeout(deadline, sink.shutdown()).await.is_err() {
                 tracing::warn!(sink = spec.name, ?deadline, "sink did not shut down in time");
             }

@@ -49,6 +49,7 @@ pub fn install(meter: Option<&SdkMeterProvider>) -> Option<PrometheusHandle> {
                 .ok()?;
             let prometheus = prometheus.build_recorder();
             let handle = prometheus.handle();
+            spawn_upkeep(handle.clone());
             let installed = match meter {
                 Some(m) => {
                     let bridge = OtelBridge { meter: m.meter("regbridge"), cache: Mutex::default() };
@@ -61,6 +62,20 @@ pub fn install(meter: Option<&SdkMeterProvider>) -> Option<PrometheusHandle> {
             installed.then_some(handle)
         })
         .clone()
+}
+
+/// Histogram samples queue up in the recorder until something drains them; a scrape does, but
+/// a service nobody scrapes (OTLP only, or a forgotten ServiceMonitor) would grow without bound.
+/// A background thread drains them every few seconds, as the exporter's own `install` would.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    let spawned = std::thread::Builder::new().name("regbridge-metrics".into()).spawn(move || loop {
+        std::thread::sleep(EVERY);
+        handle.run_upkeep();
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms drain on scrape only");
+    }
 }
 
 /// The `/metrics` renderer; installs a Prometheus-only recorder if none is yet.

@@ -95,13 +95,42 @@ fn manual(headers: &HeaderMap) -> TraceContext {
     // `tracestate` belongs to the trace it came with; without a valid parent it is dropped.
     let tracestate = incoming.as_ref().and(header("tracestate")).filter(|s| !s.is_empty()).map(str::to_owned);
     let (trace_id, flags) = incoming.unwrap_or_else(|| {
-        let mut t = [0u8; 16];
-        let _ = getrandom::fill(&mut t);
-        (hex::encode(t), "01".to_owned())
+        let id = (u128::from(random_id()) << 64) | u128::from(random_id());
+        (format!("{id:032x}"), "01".to_owned())
     });
-    let mut span = [0u8; 8];
-    let _ = getrandom::fill(&mut span);
-    TraceContext { traceparent: format!("00-{trace_id}-{}-{flags}", hex::encode(span)), tracestate, trace_id }
+    let span = random_id();
+    TraceContext { traceparent: format!("00-{trace_id}-{span:016x}-{flags}"), tracestate, trace_id }
+}
+
+/// A non-zero random 64-bit id from a per-thread generator (SplitMix64) seeded once from the OS.
+/// Trace and span ids need uniqueness, not secrecy; a `getrandom` system call per id cost more
+/// than the rest of the trace handling together.
+fn random_id() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut seed = [0u8; 8];
+            if getrandom::fill(&mut seed).is_err() {
+                // No OS entropy: time and thread differ between threads and restarts.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                seed = (nanos ^ (&seed as *const _ as u64)).to_le_bytes();
+            }
+            u64::from_le_bytes(seed)
+        });
+    }
+    STATE.with(|state| loop {
+        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        if z != 0 {
+            return z;
+        }
+    })
 }
 
 fn parse_traceparent(v: &str) -> Option<(String, String)> {
@@ -116,4 +145,31 @@ fn parse_traceparent(v: &str) -> Option<(String, String)> {
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0');
     valid.then(|| (trace.to_owned(), flags.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_traces_are_valid_and_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let t = manual(&HeaderMap::new());
+            assert!(parse_traceparent(&t.traceparent).is_some(), "{}", t.traceparent);
+            assert!(t.traceparent.contains(&t.trace_id));
+            assert!(seen.insert(t.trace_id));
+        }
+    }
+
+    #[test]
+    fn an_incoming_trace_continues_under_a_new_span() {
+        let mut headers = HeaderMap::new();
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.insert("traceparent".parse().unwrap(), parent.parse().unwrap());
+        let t = manual(&headers);
+        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(t.traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(!t.traceparent.contains("00f067aa0ba902b7"));
+    }
 }
