@@ -73,20 +73,46 @@ pub fn record(d: &Delivery) -> Result<Record, SinkError> {
     }
     if d.target.mode == ContentMode::Binary {
         for (name, value) in encode::attributes(ev) {
-            headers = headers.insert(Header { key: &format!("ce_{name}"), value: Some(value.as_str()) });
+            let key = match ce_header(name) {
+                Some(key) => std::borrow::Cow::Borrowed(key),
+                None => std::borrow::Cow::Owned(format!("ce_{name}")),
+            };
+            headers = headers.insert(Header { key: &key, value: Some(value.as_str()) });
         }
     }
     Ok(Record { topic: d.target.name.clone(), key: encode::partition_key(ev), payload, headers })
+}
+
+/// The header name of a CloudEvents attribute every event has, without formatting one per message.
+fn ce_header(attribute: &str) -> Option<&'static str> {
+    Some(match attribute {
+        "specversion" => "ce_specversion",
+        "id" => "ce_id",
+        "source" => "ce_source",
+        "type" => "ce_type",
+        "subject" => "ce_subject",
+        "time" => "ce_time",
+        "dataschema" => "ce_dataschema",
+        "registry" => "ce_registry",
+        "origtype" => "ce_origtype",
+        "partitionkey" => "ce_partitionkey",
+        "traceparent" => "ce_traceparent",
+        "tracestate" => "ce_tracestate",
+        _ => return None,
+    })
 }
 
 impl Sink for KafkaSink {
     fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
             let records = batch.iter().map(record).collect::<Result<Vec<_>, _>>()?;
-            let mut pending = Vec::with_capacity(records.len());
-            for r in &records {
-                let mut fr = FutureRecord::to(&r.topic).payload(&r.payload).headers(r.headers.clone());
-                if let Some(k) = &r.key {
+            // The headers move into librdkafka; topic, key and payload are copied from borrows.
+            let (parts, headers): (Vec<_>, Vec<_>) =
+                records.into_iter().map(|r| ((r.topic, r.key, r.payload), r.headers)).unzip();
+            let mut pending = Vec::with_capacity(parts.len());
+            for ((topic, key, payload), headers) in parts.iter().zip(headers) {
+                let mut fr = FutureRecord::to(topic).payload(payload).headers(headers);
+                if let Some(k) = key {
                     fr = fr.key(k);
                 }
                 let delivery = self.producer.send_result(fr).map_err(|(e, _)| SinkError::Unavailable {
