@@ -14,7 +14,21 @@ pub fn build_regbridge() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     eprintln!("load: cargo build --release --bin regbridge");
-    let status = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // `cargo bench` runs us with this package's CARGO_PKG_* / CARGO_MANIFEST_* set. Build scripts
+    // that watch those (`rerun-if-env-changed`; ring does) would then rerun in the nested build
+    // and rebuild half the tree, and the next plain cargo command would rebuild it back.
+    for (key, _) in std::env::vars_os() {
+        let watched = key.to_str().is_some_and(|k| {
+            ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_PACKAGE"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        });
+        if watched {
+            command.env_remove(key);
+        }
+    }
+    let status = command
         .args(["build", "--release", "--bin", "regbridge", "--manifest-path"])
         .arg(&manifest)
         .stdout(Stdio::inherit())
