@@ -50,7 +50,6 @@ impl AppBuilder {
     /// Connects the sinks and binds the listener; nothing is served until `run_until_stopped`.
     pub async fn build(self) -> anyhow::Result<App> {
         let c = self.config;
-        // First: the sinks and the ingress state take their metric handles from this recorder.
         let metrics = telemetry::metrics_handle();
         let sinks = match self.sinks {
             Some(s) => s,

@@ -38,8 +38,7 @@ struct EndpointEntry {
     duration: metrics::Histogram,
 }
 
-/// Everything a request needs, shared by all workers. Built once by `App::build`, after the
-/// metrics recorder is installed (handles taken earlier would record nothing).
+/// Everything a request needs, shared by all workers. Built once by `App::build`.
 pub struct State {
     endpoints: HashMap<String, EndpointEntry>,
     in_flight_gauge: metrics::Gauge,
@@ -66,6 +65,8 @@ pub struct StateParts {
 
 impl State {
     pub fn new(p: StateParts) -> Self {
+        // Handles taken before a recorder exists would stay no-ops; install one if none is yet.
+        crate::telemetry::metrics_handle();
         let endpoints = p
             .endpoints
             .into_iter()

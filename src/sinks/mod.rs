@@ -158,6 +158,8 @@ struct Entry {
 
 impl Entry {
     fn new(spec: &'static SinkSpec, sink: Arc<dyn Sink>) -> Self {
+        // Handles taken before a recorder exists would stay no-ops; install one if none is yet.
+        crate::telemetry::metrics_handle();
         Self {
             ok: metrics::counter!(names::PUBLISHES, "sink" => spec.name, "outcome" => "ok"),
             duration: metrics::histogram!(names::PUBLISH_DURATION, "sink" => spec.name),
@@ -167,7 +169,7 @@ impl Entry {
     }
 }
 
-/// The connected sinks, by kind. Build it after the metrics recorder is installed.
+/// The connected sinks, by kind.
 #[derive(Clone, Default)]
 pub struct Sinks {
     sinks: Vec<Entry>,
