@@ -64,9 +64,9 @@ pub struct StateParts {
 }
 
 impl State {
+    /// `p.metrics` comes from `telemetry::metrics_handle()`, which installed the recorder, so
+    /// the handles taken here are live.
     pub fn new(p: StateParts) -> Self {
-        // Handles taken before a recorder exists would stay no-ops; install one if none is yet.
-        crate::telemetry::metrics_handle();
         let endpoints = p
             .endpoints
             .into_iter()
