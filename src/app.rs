@@ -69,11 +69,13 @@ impl AppBuilder {
         let listener = TcpListener::bind(c.listen).with_context(|| format!("binding {}", c.listen))?;
         let port = listener.local_addr()?.port();
         let data = state.clone();
-        let mut server =
-            HttpServer::new(move || actix_web::App::new().app_data(data.clone()).configure(ingress::routes))
-                // actix stops accepting on SIGTERM/SIGINT and lets in-flight requests finish for this long.
-                .shutdown_timeout(c.shutdown_timeout.as_secs().max(1))
-                .listen(listener)?;
+        let names = state.endpoint_names();
+        let mut server = HttpServer::new(move || {
+            actix_web::App::new().app_data(data.clone()).configure(ingress::routes(&names))
+        })
+        // actix stops accepting on SIGTERM/SIGINT and lets in-flight requests finish for this long.
+        .shutdown_timeout(c.shutdown_timeout.as_secs().max(1))
+        .listen(listener)?;
         if let Some(n) = self.workers {
             server = server.workers(n);
         }

@@ -1,8 +1,15 @@
-//! The one normalized schema: what a dialect extracts ([`Occurrence`]) and how it becomes a CloudEvent.
+//! The one normalized schema: what a dialect extracts ([`Occurrence`]) and how it becomes a
+//! [`CloudEvent`].
+
+mod cloudevent;
+mod original;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use cloudevents::{Event, EventBuilder, EventBuilderV10};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use cloudevent::{Attribute, CloudEvent, DATA_CONTENT_TYPE};
+pub use original::{Original, OriginalError};
 
 /// Every `type` regbridge emits starts with this.
 pub const TYPE_PREFIX: &str = "dev.regbridge.";
@@ -12,40 +19,45 @@ pub const TYPE_PREFIX: &str = "dev.regbridge.";
 pub struct Kind {
     pub noun: &'static str,
     pub verb: &'static str,
+    ty: &'static str,
 }
 
 impl Kind {
-    pub const fn new(noun: &'static str, verb: &'static str) -> Self {
-        Self { noun, verb }
-    }
-
     /// The CloudEvents `type`: `dev.regbridge.<noun>.<verb>.v1`.
-    pub fn type_name(&self) -> String {
-        format!("{TYPE_PREFIX}{}.{}.v1", self.noun, self.verb)
+    pub fn type_name(&self) -> &'static str {
+        self.ty
     }
+}
+
+/// A [`Kind`] with its type name spelled out at compile time (no formatting per event).
+macro_rules! kind {
+    ($noun:literal, $verb:literal) => {
+        Kind { noun: $noun, verb: $verb, ty: concat!("dev.regbridge.", $noun, ".", $verb, ".v1") }
+    };
 }
 
 /// The normalized kinds of the contract (§3), named once so dialect tables cannot misspell them.
 pub mod kinds {
     use super::Kind;
-    pub const ARTIFACT_PUSHED: Kind = Kind::new("artifact", "pushed");
-    pub const ARTIFACT_PULLED: Kind = Kind::new("artifact", "pulled");
-    pub const ARTIFACT_DELETED: Kind = Kind::new("artifact", "deleted");
-    pub const ARTIFACT_REPLICATED: Kind = Kind::new("artifact", "replicated");
-    pub const ARTIFACT_PROMOTED: Kind = Kind::new("artifact", "promoted");
-    pub const SCAN_COMPLETED: Kind = Kind::new("scan", "completed");
-    pub const SCAN_FAILED: Kind = Kind::new("scan", "failed");
-    pub const SCAN_STOPPED: Kind = Kind::new("scan", "stopped");
-    pub const QUOTA_EXCEEDED: Kind = Kind::new("quota", "exceeded");
-    pub const QUOTA_WARNING: Kind = Kind::new("quota", "warning");
-    pub const RETENTION_COMPLETED: Kind = Kind::new("retention", "completed");
-    pub const REPOSITORY_CREATED: Kind = Kind::new("repository", "created");
-    pub const REPOSITORY_UPDATED: Kind = Kind::new("repository", "updated");
-    pub const REPOSITORY_DELETED: Kind = Kind::new("repository", "deleted");
-    pub const SCANNER_UPDATED: Kind = Kind::new("scanner", "updated");
-    pub const CHART_UPLOADED: Kind = Kind::new("chart", "uploaded");
-    pub const CHART_DOWNLOADED: Kind = Kind::new("chart", "downloaded");
-    pub const CHART_DELETED: Kind = Kind::new("chart", "deleted");
+    // `TYPE_PREFIX` spelled out: `concat!` takes literals only (a test checks they agree).
+    pub const ARTIFACT_PUSHED: Kind = kind!("artifact", "pushed");
+    pub const ARTIFACT_PULLED: Kind = kind!("artifact", "pulled");
+    pub const ARTIFACT_DELETED: Kind = kind!("artifact", "deleted");
+    pub const ARTIFACT_REPLICATED: Kind = kind!("artifact", "replicated");
+    pub const ARTIFACT_PROMOTED: Kind = kind!("artifact", "promoted");
+    pub const SCAN_COMPLETED: Kind = kind!("scan", "completed");
+    pub const SCAN_FAILED: Kind = kind!("scan", "failed");
+    pub const SCAN_STOPPED: Kind = kind!("scan", "stopped");
+    pub const QUOTA_EXCEEDED: Kind = kind!("quota", "exceeded");
+    pub const QUOTA_WARNING: Kind = kind!("quota", "warning");
+    pub const RETENTION_COMPLETED: Kind = kind!("retention", "completed");
+    pub const REPOSITORY_CREATED: Kind = kind!("repository", "created");
+    pub const REPOSITORY_UPDATED: Kind = kind!("repository", "updated");
+    pub const REPOSITORY_DELETED: Kind = kind!("repository", "deleted");
+    pub const SCANNER_UPDATED: Kind = kind!("scanner", "updated");
+    pub const CHART_UPLOADED: Kind = kind!("chart", "uploaded");
+    pub const CHART_DOWNLOADED: Kind = kind!("chart", "downloaded");
+    pub const CHART_DELETED: Kind = kind!("chart", "deleted");
 }
 
 /// What a dialect knows about one occurrence. Fields the vendor does not give stay `None` and
@@ -118,17 +130,37 @@ pub struct Envelope<'a> {
     /// Endpoint name (`root`, `harbor`, `msr` or a configured one).
     pub endpoint: &'a str,
     /// Dialect name, the `registry` extension.
-    pub registry: &'a str,
+    pub registry: &'static str,
     /// The endpoint's configured `source`, which wins over anything derived.
     pub source: Option<&'a str>,
     pub traceparent: Option<&'a str>,
     pub tracestate: Option<&'a str>,
 }
 
+/// The `data` object of the contract (§3), in its key order; `original` is appended after it.
+#[derive(Serialize)]
+struct Data<'a> {
+    registry: &'a str,
+    host: Option<&'a str>,
+    repository: Option<&'a str>,
+    tag: Option<&'a str>,
+    digest: Option<&'a str>,
+    image: Option<String>,
+    platform: Platform<'a>,
+    actor: Option<&'a str>,
+    occurred_at: Option<&'a str>,
+    scan: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+struct Platform<'a> {
+    os: Option<&'a str>,
+    architecture: Option<&'a str>,
+}
+
 /// Assemble the contract's CloudEvent from one occurrence. `original` is the vendor payload for
-/// `data.original` (`None` when switched off); it is taken by value so the common one-event
-/// payload moves it instead of copying the tree.
-pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<Value>) -> Event {
+/// `data.original` (`None` when switched off: `null`).
+pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<&Original>) -> CloudEvent {
     let source = env
         .source
         .map(str::to_owned)
@@ -138,47 +170,103 @@ pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<Value>) -> E
     // One image's events share a partition/ordering key; events without a repository (quota,
     // replication, scanner) are keyed by their registry instance instead.
     let partitionkey = occ.repository.clone().unwrap_or_else(|| source.clone());
+    let time_text = occ.time.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
 
-    let mut data = Map::with_capacity(11);
-    data.insert("registry".into(), env.registry.into());
-    data.insert("host".into(), opt(&occ.host));
-    data.insert("repository".into(), opt(&occ.repository));
-    data.insert("tag".into(), opt(&occ.tag));
-    data.insert("digest".into(), opt(&occ.digest));
-    data.insert("image".into(), occ.image().map_or(Value::Null, Value::String));
-    data.insert("platform".into(), json!({ "os": opt(&occ.os), "architecture": opt(&occ.architecture) }));
-    data.insert("actor".into(), opt(&occ.actor));
-    data.insert(
-        "occurred_at".into(),
-        occ.time.map_or(Value::Null, |t| Value::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))),
-    );
-    data.insert("scan".into(), occ.scan.clone().unwrap_or(Value::Null));
-    data.insert("original".into(), original.unwrap_or(Value::Null));
+    let fields = Data {
+        registry: env.registry,
+        host: occ.host.as_deref(),
+        repository: occ.repository.as_deref(),
+        tag: occ.tag.as_deref(),
+        digest: occ.digest.as_deref(),
+        image: occ.image(),
+        platform: Platform { os: occ.os.as_deref(), architecture: occ.architecture.as_deref() },
+        actor: occ.actor.as_deref(),
+        occurred_at: time_text.as_deref(),
+        scan: occ.scan.as_ref(),
+    };
+    let original = original.map(Original::as_bytes);
+    let mut data = Vec::with_capacity(320 + original.map_or(4, <[u8]>::len));
+    serde_json::to_writer(&mut data, &fields).expect("strings and JSON values serialize");
+    // `{...}` becomes `{...,"original":<payload>}`: the payload is already JSON text.
+    data.pop();
+    data.extend_from_slice(b",\"original\":");
+    data.extend_from_slice(original.unwrap_or(b"null"));
+    data.push(b'}');
 
-    let mut builder = EventBuilderV10::new()
-        .id(occ.id.as_str())
-        .ty(occ.kind.type_name())
-        .source(source)
-        .extension("registry", env.registry)
-        .extension("origtype", occ.origtype.as_str())
-        .extension("partitionkey", partitionkey)
-        .data("application/json", Value::Object(data));
-    if let Some(subject) = occ.subject() {
-        builder = builder.subject(subject);
+    CloudEvent {
+        id: occ.id.clone(),
+        ty: occ.kind.type_name(),
+        source,
+        subject: occ.subject(),
+        time: occ.time,
+        time_text,
+        registry: env.registry,
+        origtype: occ.origtype.clone(),
+        partitionkey,
+        traceparent: env.traceparent.map(str::to_owned),
+        tracestate: env.tracestate.map(str::to_owned),
+        data: data.into(),
     }
-    if let Some(time) = occ.time {
-        builder = builder.time(time);
-    }
-    if let Some(tp) = env.traceparent {
-        builder = builder.extension("traceparent", tp);
-    }
-    if let Some(ts) = env.tracestate {
-        builder = builder.extension("tracestate", ts);
-    }
-    // The builder only fails when id, type or source is missing; all three are always set above.
-    builder.build().expect("id, type and source are always set")
 }
 
-fn opt(v: &Option<String>) -> Value {
-    v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_type_names_follow_the_prefix() {
+        for kind in [kinds::ARTIFACT_PUSHED, kinds::SCAN_COMPLETED, kinds::CHART_DELETED] {
+            assert_eq!(kind.type_name(), format!("{TYPE_PREFIX}{}.{}.v1", kind.noun, kind.verb));
+        }
+    }
+
+    #[test]
+    fn structured_json_has_every_attribute_and_data_verbatim() {
+        let mut occ = Occurrence::new(kinds::ARTIFACT_PUSHED, "evt-1", "PUSH_ARTIFACT");
+        occ.host = Some("harbor.example.com".into());
+        occ.repository = Some("library/nginx".into());
+        occ.tag = Some("1.27".into());
+        occ.time = DateTime::from_timestamp(1_774_791_612, 0);
+        let env = Envelope {
+            endpoint: "harbor",
+            registry: "harbor",
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            ..Envelope::default()
+        };
+        let original = Original::compact(b"{ \"type\": \"PUSH_ARTIFACT\" }").unwrap();
+        let ev = build(&occ, &env, Some(&original));
+        let json: Value = serde_json::from_slice(&ev.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "specversion": "1.0",
+                "id": "evt-1",
+                "source": "https://harbor.example.com",
+                "type": "dev.regbridge.artifact.pushed.v1",
+                "datacontenttype": "application/json",
+                "subject": "library/nginx:1.27",
+                "time": "2026-03-29T13:40:12Z",
+                "registry": "harbor",
+                "origtype": "PUSH_ARTIFACT",
+                "partitionkey": "library/nginx",
+                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "data": {
+                    "registry": "harbor",
+                    "host": "harbor.example.com",
+                    "repository": "library/nginx",
+                    "tag": "1.27",
+                    "digest": null,
+                    "image": "harbor.example.com/library/nginx:1.27",
+                    "platform": { "os": null, "architecture": null },
+                    "actor": null,
+                    "occurred_at": "2026-03-29T13:40:12Z",
+                    "scan": null,
+                    "original": { "type": "PUSH_ARTIFACT" }
+                }
+            })
+        );
+        // Without the payload, `original` is null.
+        let data: Value = serde_json::from_slice(build(&occ, &env, None).data()).unwrap();
+        assert_eq!(data["original"], Value::Null);
+    }
 }

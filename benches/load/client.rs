@@ -65,6 +65,8 @@ pub struct Run {
     pub cpu_ticks: Option<u64>,
     /// Clock ticks this harness process (the load client) used in the same window.
     pub client_ticks: Option<u64>,
+    /// `--instructions`: user-space instructions the measured process executed in the window.
+    pub instructions: Option<u64>,
 }
 
 const WARMUP: u8 = 0;

@@ -8,6 +8,7 @@
 //! client, the broker ceilings' producers and the counting all run on it.
 
 mod brokers;
+mod callgrind;
 mod ceilings;
 mod client;
 mod report;
@@ -62,6 +63,15 @@ struct Cli {
     /// Skip the bare-HTTP and broker ceilings (no ratios then).
     #[arg(long)]
     no_ceilings: bool,
+    /// Count instructions instead of timing: regbridge and the bare server run under callgrind,
+    /// which counts only the measured window. Repeatable on a noisy machine, ~50× slower; the
+    /// broker ceilings are skipped. Default phases: --concurrency 8 --warmup 5s --duration 20s.
+    #[arg(long)]
+    instructions: bool,
+    /// With --instructions: keep each process's callgrind profile in this directory (for
+    /// `callgrind_annotate`); by default they go with the scratch directory.
+    #[arg(long, requires = "instructions")]
+    profiles: Option<PathBuf>,
     /// Internal: serve the bare actix-web ceiling on this port.
     #[arg(long, hide = true)]
     bare_server: Option<u16>,
@@ -95,6 +105,9 @@ pub struct Ctx {
     pub body: Body,
     pub phases: Phases,
     pub clk_tck: u64,
+    /// `--instructions`: the processes under test run under callgrind, writing their profiles to
+    /// this directory.
+    pub callgrind: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -122,6 +135,21 @@ fn main() -> ExitCode {
         }
         if !explicit("warmup") {
             cli.warmup = Duration::from_secs(1);
+        }
+    }
+    if cli.instructions {
+        if let Err(e) = callgrind::available() {
+            eprintln!("load: {e}");
+            return ExitCode::from(2);
+        }
+        if !explicit("concurrency") {
+            cli.concurrency = vec![8];
+        }
+        if !explicit("warmup") {
+            cli.warmup = Duration::from_secs(5);
+        }
+        if !explicit("duration") {
+            cli.duration = Duration::from_secs(20);
         }
     }
     if let Some(bad) = cli.concurrency.iter().find(|&&c| c == 0 || c > 4096) {
@@ -153,7 +181,15 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
     getrandom::fill(&mut rnd).expect("the OS has randomness");
     let (clk_tck, clk_known) = sut::clk_tck();
     let phases = Phases { warmup: cli.warmup, duration: cli.duration, max_ops: cli.max_requests };
-    let ctx = Ctx { binary, dir, run_id: hex::encode(rnd), body, phases, clk_tck };
+    let ctx = Ctx { binary, dir, run_id: hex::encode(rnd), body, phases, clk_tck, callgrind: None };
+    let mut ctx = ctx;
+    if cli.instructions {
+        let profiles = cli.profiles.clone().unwrap_or_else(|| ctx.dir.path().to_owned());
+        if let Err(e) = std::fs::create_dir_all(&profiles) {
+            return fail(&format!("{}: {e}", profiles.display()));
+        }
+        ctx.callgrind = Some(profiles);
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let body_len = RequestBuilder::new(0, ctx.body.clone()).body_len();
     eprintln!(
@@ -174,12 +210,12 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
         }
     }
     for &sink in &cli.sinks {
-        if !cli.no_ceilings && sink == Sink::Kafka {
+        if !cli.no_ceilings && !cli.instructions && sink == Sink::Kafka {
             for &c in &cli.concurrency {
                 rows.push(progress(ceilings::kafka(&ctx, c).await));
             }
         }
-        if !cli.no_ceilings && sink == Sink::Nats {
+        if !cli.no_ceilings && !cli.instructions && sink == Sink::Nats {
             for &c in &cli.concurrency {
                 rows.push(progress(ceilings::nats(&ctx, c).await));
             }
@@ -189,7 +225,16 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
         }
     }
 
-    println!("\n{}", report::text_table(&rows));
+    if cli.instructions {
+        println!("\n{}", report::instructions_table(&rows, cli.markdown));
+        println!(
+            "instructions = user-space instructions of every thread of the measured process, counted \
+             by callgrind in the measured window only, ÷ 2xx in that window; the kernel's share \
+             (socket I/O, epoll, futex) is not included."
+        );
+    } else {
+        println!("\n{}", report::text_table(&rows));
+    }
     println!(
         "req/s counts 2xx only, over the measured window (until the last answer); latencies of 2xx; \
          CPU = utime+stime of the measured process (regbridge, the bare server, or for the broker \
@@ -199,7 +244,7 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
          destination afterwards vs all 2xx (warm-up included); client = the harness's own CPU per 2xx \
          (raw HTTP/1.1 keep-alive client, one request in flight per connection, one thread)."
     );
-    if cli.markdown {
+    if cli.markdown && !cli.instructions {
         println!("\n{}", report::markdown_table(&rows));
     }
     let checks = report::targets(&rows);

@@ -44,6 +44,8 @@ pub struct Row {
     pub cpu_us: Option<f64>,
     /// The same for the harness (load client) process, for HTTP runs.
     pub client_cpu_us: Option<f64>,
+    /// `--instructions`: user-space instructions per successful operation in the measured process.
+    pub instructions: Option<f64>,
     pub foot: Footprint,
     /// Events found in the destination, and how many 2xx (warm-up included) it must equal.
     pub count: Option<(u64, u64)>,
@@ -65,6 +67,7 @@ impl Row {
             ticks.filter(|_| run.ok > 0).map(|t| t as f64 * 1e6 / clk_tck as f64 / run.ok as f64)
         };
         let (cpu_us, client_cpu_us) = (per_op(run.cpu_ticks), per_op(run.client_ticks));
+        let instructions = run.instructions.filter(|_| run.ok > 0).map(|i| i as f64 / run.ok as f64);
         Self {
             target,
             sink,
@@ -77,6 +80,7 @@ impl Row {
             cpu_us,
             // For the broker ceilings the harness is the measured process itself.
             client_cpu_us: client_cpu_us.filter(|_| matches!(target, Target::Regbridge | Target::BareHttp)),
+            instructions,
             foot: Footprint::default(),
             count: None,
             error: None,
@@ -95,6 +99,7 @@ impl Row {
             pct: None,
             cpu_us: None,
             client_cpu_us: None,
+            instructions: None,
             foot: Footprint::default(),
             count: None,
             error: Some(error),
@@ -126,9 +131,14 @@ fn find(rows: &[Row], target: Target, concurrency: usize) -> Option<&Row> {
     rows.iter().find(|r| r.target == target && r.concurrency == concurrency && r.error.is_none())
 }
 
-/// regbridge's CPU per webhook ÷ the bare server's CPU per request, same concurrency.
+/// regbridge's CPU per webhook ÷ the bare server's CPU per request, same concurrency; counted in
+/// instructions when the run counted them (`--instructions`), else in CPU time.
 fn cpu_ratio(rows: &[Row], r: &Row) -> Option<f64> {
-    Some(r.cpu_us? / find(rows, Target::BareHttp, r.concurrency)?.cpu_us?)
+    let bare = find(rows, Target::BareHttp, r.concurrency)?;
+    match (r.instructions, bare.instructions) {
+        (Some(mine), Some(theirs)) => Some(mine / theirs),
+        _ => Some(r.cpu_us? / bare.cpu_us?),
+    }
 }
 
 fn rps_ratio(rows: &[Row], r: &Row) -> Option<f64> {
@@ -207,9 +217,47 @@ pub fn markdown_table(rows: &[Row]) -> String {
     out
 }
 
+/// `--instructions` runs: instructions per 2xx and the ratio to the bare server, as an aligned
+/// text table or Markdown.
+pub fn instructions_table(rows: &[Row], markdown: bool) -> String {
+    const HEAD: [&str; 7] = ["what", "sink", "conns", "2xx", "instructions/req", "÷ bare", "in broker"];
+    let mut all = vec![HEAD.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
+    for r in rows {
+        let mut c = vec![r.target.name().to_owned(), r.sink.to_owned(), r.concurrency.to_string()];
+        match &r.error {
+            Some(e) => c.extend([format!("did not run: {e}"), "".into(), "".into(), "".into()]),
+            None => c.extend([
+                r.ok.to_string(),
+                opt(r.instructions, |v| format!("{v:.0}")),
+                opt(cpu_ratio(rows, r).filter(|_| r.target == Target::Regbridge), |v| format!("{v:.2}")),
+                r.count_cell(),
+            ]),
+        }
+        all.push(c);
+    }
+    let mut out = String::new();
+    if markdown {
+        for (i, c) in all.iter().enumerate() {
+            let _ = writeln!(out, "| {} |", c.join(" | "));
+            if i == 0 {
+                let _ = writeln!(out, "|{}", "---|".repeat(HEAD.len()));
+            }
+        }
+        return out;
+    }
+    let widths: Vec<usize> =
+        (0..HEAD.len()).map(|i| all.iter().map(|c| c[i].chars().count()).max().unwrap_or(0)).collect();
+    for c in &all {
+        let line: Vec<String> = c.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
 /// The ratio lines and whether each target holds, as (line, verdict) pairs; verdict `None` when
-/// the rows needed were not measured.
+/// the rows needed were not measured. Under `--instructions` only the CPU ratio means anything.
 pub fn targets(rows: &[Row]) -> Vec<(String, Option<bool>)> {
+    let counted = rows.iter().any(|r| r.instructions.is_some());
     let mut out = Vec::new();
     let reg: Vec<&Row> = rows.iter().filter(|r| r.target == Target::Regbridge && r.error.is_none()).collect();
     let mut sinks: Vec<&str> = reg.iter().map(|r| r.sink).collect();
@@ -226,12 +274,16 @@ pub fn targets(rows: &[Row]) -> Vec<(String, Option<bool>)> {
             .collect();
         out.push((
             format!(
-                "{sink}: CPU/webhook ÷ bare CPU/request ≤ 2.0 (per conns {}; worst {})",
+                "{sink}: CPU/webhook ÷ bare CPU/request ≤ 2.0{} (per conns {}; worst {})",
+                if counted { ", in instructions" } else { "" },
                 per.join(", "),
                 opt(worst, |v| format!("{v:.2}"))
             ),
             worst.map(|w| w <= 2.0),
         ));
+        if counted {
+            continue;
+        }
         let at512 = of(Some(512)).next().and_then(|r| rps_ratio(rows, r));
         out.push((
             format!(
@@ -317,6 +369,7 @@ pub fn json(rows: &[Row], meta: Value) -> Value {
                 "p999_ms": r.pct.map(|p| p[2]),
                 "cpu_us_per_op": r.cpu_us,
                 "client_cpu_us_per_op": r.client_cpu_us,
+                "instructions_per_op": r.instructions,
                 "cpu_ratio_to_bare": cpu_ratio(rows, r).filter(|_| r.target == Target::Regbridge),
                 "rps_ratio_to_bare": rps_ratio(rows, r).filter(|_| r.target == Target::Regbridge),
                 "peak_rss_kib": r.foot.peak_rss_kib,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::callgrind::Callgrind;
 use crate::client::{self, HttpWorker};
 use crate::webhook::RequestBuilder;
 use crate::Ctx;
@@ -169,10 +170,19 @@ pub async fn drive_process(
             cmd.env_remove(&k);
         }
     }
+    let (mut cmd, callgrind) = match &ctx.callgrind {
+        Some(dir) => {
+            let (wrapped, cg) = Callgrind::wrap(&cmd, &dir.join(format!("{label}.callgrind")));
+            (wrapped, Some(cg))
+        }
+        None => (cmd, None),
+    };
+    // Under valgrind everything runs ~50× slower, start-up and an orderly shutdown included.
+    let slow = if callgrind.is_some() { 6 } else { 1 };
     cmd.current_dir(ctx.dir.path());
     let mut proc = Proc::spawn(cmd, ctx.dir.path().join(format!("{label}.log")))?;
     let since = proc.spawned;
-    let ready = client::wait_ready(port, since, Duration::from_secs(30), || proc.alive())
+    let ready = client::wait_ready(port, since, Duration::from_secs(30 * slow), || proc.alive())
         .await
         .map_err(|e| format!("{e}; its output:\n{}", proc.log_tail()))?;
     let idle = proc.rss_kib();
@@ -180,10 +190,23 @@ pub async fn drive_process(
     let workers =
         (0..conns).map(|w| HttpWorker::new(port, builder.clone(), format!("{label}-{w}"))).collect();
     let pid = proc.pid;
-    let run = client::drive(&ctx.phases, workers, || cpu_ticks(pid)).await;
+    // Called as the window opens and once its last request has been answered.
+    let window = std::cell::Cell::new(false);
+    let sample = || {
+        if callgrind.is_some() {
+            window.set(!window.get());
+            Callgrind::collect(pid, window.get());
+        }
+        cpu_ticks(pid)
+    };
+    let mut run = client::drive(&ctx.phases, workers, sample).await;
     let foot = Footprint { ready: Some(ready), idle_rss_kib: idle, peak_rss_kib: proc.peak_rss_kib() };
-    if !proc.stop(Duration::from_secs(10)) {
-        eprintln!("load: warning: {label} did not exit within 10 s of SIGTERM; killed");
+    let grace = Duration::from_secs(10 * slow);
+    if !proc.stop(grace) {
+        eprintln!("load: warning: {label} did not exit within {grace:?} of SIGTERM; killed");
+    }
+    if let Some(cg) = callgrind {
+        run.instructions = Some(cg.total()?);
     }
     Ok((run, foot))
 }

@@ -153,9 +153,10 @@ struct Shared {
 
 fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
     // serde reads a struct from an array too (positionally), so rule non-objects out first.
-    let Value::Object(object) = input.json else {
+    let json = input.json()?;
+    let Value::Object(object) = json else {
         return Err(DialectError::InvalidJson(serde_json::Error::invalid_type(
-            unexpected(input.json),
+            unexpected(json),
             &"a JSON object",
         )));
     };
@@ -169,7 +170,7 @@ fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
 }
 
 fn default_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
-    let p = DefaultPayload::deserialize(input.json).map_err(DialectError::InvalidJson)?;
+    let p = DefaultPayload::deserialize(input.json()?).map_err(DialectError::InvalidJson)?;
     let ty = non_empty(p.ty.as_deref()).ok_or(DialectError::Missing("type"))?;
     let data = p.event_data.ok_or(DialectError::Missing("event_data"))?;
     let Some(kind) = kind_of(&ty) else {
@@ -191,7 +192,7 @@ fn default_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
 }
 
 fn cloudevents_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
-    let p = CloudEventPayload::deserialize(input.json).map_err(DialectError::InvalidJson)?;
+    let p = CloudEventPayload::deserialize(input.json()?).map_err(DialectError::InvalidJson)?;
     let ty = non_empty(p.ty.as_deref()).ok_or(DialectError::Missing("type"))?;
     // Harbor generates the id once per (event, policy) before queueing, so retries keep it.
     let base_id = non_empty(p.id.as_deref()).ok_or(DialectError::Missing("id"))?;
@@ -323,8 +324,7 @@ mod tests {
     const DEBIAN: &str = "sha256:8a9e9863dbb6e10edb5adfe917c00da84e1700fa76e7ed02476aa6e6fb8ee0d8";
 
     fn run(body: &str, media: MediaType) -> Result<Normalized, DialectError> {
-        let json: Value = serde_json::from_str(body).unwrap();
-        normalize(&Input { endpoint: ENDPOINT, media, body: body.as_bytes(), json: &json })
+        normalize(&Input::new(ENDPOINT, media, body.as_bytes()))
     }
 
     fn events(body: &str, media: MediaType) -> Vec<Occurrence> {

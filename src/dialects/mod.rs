@@ -9,12 +9,15 @@ mod msr;
 mod root;
 mod scan;
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
 use chrono::{DateTime, Utc};
 use serde::de::Unexpected;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::event::Occurrence;
+use crate::event::{Occurrence, Original};
 use crate::verify::{Scheme, VerifiedRequest};
 
 /// Every dialect regbridge speaks. The first three back the built-in endpoints of the same name.
@@ -52,13 +55,29 @@ pub enum MediaType {
     CloudEvents,
 }
 
-/// What a dialect's normalizer reads: the verified body, already parsed once.
+/// What a dialect's normalizer reads: the verified body, and its JSON tree once asked for.
 pub(crate) struct Input<'a> {
     /// Endpoint name; part of the digest id of unsigned formats without an id of their own.
     pub endpoint: &'a str,
     pub media: MediaType,
     pub body: &'a [u8],
-    pub json: &'a Value,
+    json: OnceCell<Value>,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(endpoint: &'a str, media: MediaType, body: &'a [u8]) -> Self {
+        Self { endpoint, media, body, json: OnceCell::new() }
+    }
+
+    /// The body as a JSON tree, parsed on first use. A dialect with one fixed shape (Root)
+    /// deserializes its structs straight from `body` instead and never builds the tree.
+    pub fn json(&self) -> Result<&Value, DialectError> {
+        if let Some(json) = self.json.get() {
+            return Ok(json);
+        }
+        let json = serde_json::from_slice(self.body).map_err(DialectError::InvalidJson)?;
+        Ok(self.json.get_or_init(|| json))
+    }
 }
 
 /// A dialect's answer: events, or a well-formed payload whose type regbridge does not map (which
@@ -91,17 +110,25 @@ impl DialectError {
     }
 }
 
-/// Parse the verified body once and hand it to the endpoint's dialect. Returns the parsed JSON
-/// too, so the caller can keep it verbatim in `data.original` without parsing twice.
+/// Hand the verified body to the endpoint's dialect. With `keep_original`, also returns the
+/// body as compact JSON text for `data.original`, which needs no second parse.
 pub fn normalize(
     dialect: &DialectSpec,
     endpoint: &str,
     req: &VerifiedRequest,
-) -> Result<(Normalized, Value), DialectError> {
-    let json: Value = serde_json::from_slice(req.body()).map_err(DialectError::InvalidJson)?;
-    let input = Input { endpoint, media: req.media(), body: req.body(), json: &json };
+    keep_original: bool,
+) -> Result<(Normalized, Option<Original>), DialectError> {
+    let input = Input::new(endpoint, req.media(), req.body());
     let normalized = (dialect.normalize)(&input)?;
-    Ok((normalized, json))
+    // Only after the dialect accepted the body: the compactor relies on it being JSON.
+    let original = match keep_original && matches!(normalized, Normalized::Events(_)) {
+        true => Some(
+            Original::compact(req.body())
+                .map_err(|e| DialectError::InvalidJson(<serde_json::Error as serde::de::Error>::custom(e)))?,
+        ),
+        false => None,
+    };
+    Ok((normalized, original))
 }
 
 /// The id of an occurrence from a format that carries none: a digest of the endpoint name and the
@@ -139,6 +166,39 @@ pub(crate) fn unexpected(v: &Value) -> Unexpected<'_> {
         Value::String(s) => Unexpected::Str(s),
         Value::Array(_) => Unexpected::Seq,
         Value::Object(_) => Unexpected::Map,
+    }
+}
+
+/// A JSON string field, borrowed from the body unless it contains escapes (serde's own
+/// `#[serde(borrow)]` cannot borrow through an `Option<Cow<str>>`).
+pub(crate) struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visitor(std::marker::PhantomData))
     }
 }
 

@@ -101,8 +101,9 @@ fn string_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
     // MSR sends no id and retries the same body, so the body is the id.
     let base_id = digest_id(input.endpoint, input.body);
-    let Value::Array(batch) = input.json else {
-        return envelope(input.json, base_id);
+    let json = input.json()?;
+    let Value::Array(batch) = json else {
+        return envelope(json, base_id);
     };
     if batch.is_empty() {
         return Err(DialectError::Invalid { field: "body", reason: "empty array of envelopes".into() });
@@ -208,8 +209,7 @@ mod tests {
     }
 
     fn run(body: &str) -> Result<Normalized, DialectError> {
-        let json: Value = serde_json::from_str(body).unwrap();
-        normalize(&Input { endpoint: ENDPOINT, media: MediaType::Json, body: body.as_bytes(), json: &json })
+        normalize(&Input::new(ENDPOINT, MediaType::Json, body.as_bytes()))
     }
 
     fn events(body: &str) -> Vec<Occurrence> {

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{non_empty, parse_reference, parse_time, DialectError, DialectSpec, Input, Normalized};
+use super::{non_empty, parse_reference, parse_time, DialectError, DialectSpec, Input, Normalized, Text};
 use crate::event::{kinds, Occurrence};
 use crate::verify::Scheme;
 
@@ -10,27 +10,46 @@ pub const DIALECT: DialectSpec = DialectSpec { name: "root", scheme: Scheme::Sta
 
 const IMAGE_CREATED: &str = "io.root.cr.image.created.v1";
 
+// Read straight from the body, borrowing every string that has no escapes: Root's payload has one
+// fixed shape, so no JSON tree is built for it.
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    ty: Option<String>,
-    id: Option<String>,
-    source: Option<String>,
-    subject: Option<String>,
-    time: Option<String>,
-    data: Option<Data>,
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Text<'a>>,
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+    #[serde(borrow)]
+    source: Option<Text<'a>>,
+    #[serde(borrow)]
+    subject: Option<Text<'a>>,
+    #[serde(borrow)]
+    time: Option<Text<'a>>,
+    #[serde(borrow)]
+    data: Option<Data<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Data {
-    image_repo: Option<String>,
-    image_tag: Option<String>,
-    image_digest: Option<String>,
-    arch: Option<String>,
+struct Data<'a> {
+    #[serde(borrow)]
+    image_repo: Option<Text<'a>>,
+    #[serde(borrow)]
+    image_tag: Option<Text<'a>>,
+    #[serde(borrow)]
+    image_digest: Option<Text<'a>>,
+    #[serde(borrow)]
+    arch: Option<Text<'a>>,
 }
 
 fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
-    let env = Envelope::deserialize(input.json).map_err(DialectError::InvalidJson)?;
+    // serde reads a struct from an array too (positionally): only an object is an envelope.
+    if input.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let e = match serde_json::from_slice::<serde::de::IgnoredAny>(input.body) {
+            Err(e) => e,
+            Ok(_) => <serde_json::Error as serde::de::Error>::custom("expected a JSON object"),
+        };
+        return Err(DialectError::InvalidJson(e));
+    }
+    let env: Envelope<'_> = serde_json::from_slice(input.body).map_err(DialectError::InvalidJson)?;
     let ty = non_empty(env.ty.as_deref()).ok_or(DialectError::Missing("type"))?;
     if ty != IMAGE_CREATED {
         return Ok(Normalized::Unmapped { origtype: ty });
@@ -74,13 +93,7 @@ mod tests {
     use crate::dialects::MediaType;
 
     fn run(body: &str) -> Result<Normalized, DialectError> {
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
-        normalize(&Input {
-            endpoint: "root",
-            media: MediaType::CloudEvents,
-            body: body.as_bytes(),
-            json: &json,
-        })
+        normalize(&Input::new("root", MediaType::CloudEvents, body.as_bytes()))
     }
 
     #[test]
@@ -103,5 +116,9 @@ mod tests {
         assert!(matches!(e, DialectError::Missing("data.image_repo")));
         let e = run(r#"{"id":"x"}"#).unwrap_err();
         assert!(matches!(e, DialectError::Missing("type")));
+        // Not an object, or not JSON: refused as such, never read positionally.
+        for body in [r#"["io.root.cr.image.created.v1","x"]"#, "{", r#"{"type":"a"} x"#, "  "] {
+            assert!(matches!(run(body).unwrap_err(), DialectError::InvalidJson(_)), "{body}");
+        }
     }
 }

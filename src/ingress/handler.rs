@@ -5,7 +5,6 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
-use cloudevents::AttributesReader;
 use futures_util::StreamExt;
 use serde_json::json;
 use tracing::field::Empty;
@@ -22,17 +21,21 @@ use crate::verify::UnverifiedRequest;
 
 pub async fn webhook(
     req: HttpRequest,
-    path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<State>,
 ) -> Result<HttpResponse, IngressError> {
-    let name = path.into_inner();
     let started = std::time::Instant::now();
+    // Configured endpoints have static routes (no `{endpoint}` segment to extract); any other name
+    // comes through the pattern and is refused below.
+    let name = match req.match_info().get("endpoint") {
+        Some(n) => n,
+        None => req.path().strip_prefix("/webhooks/").unwrap_or_default(),
+    };
     // Unknown names are not used as labels: a scanner probing random paths must not grow the
     // metric series without bound.
-    let entry = state.endpoints.get(&name);
+    let entry = state.endpoints.get(name);
     let (label, registry) = match entry {
-        Some(e) => (name.as_str(), e.endpoint.dialect.name),
+        Some(e) => (name, e.endpoint.dialect.name),
         None => ("unknown", "unknown"),
     };
     let span = tracing::debug_span!(
@@ -51,7 +54,7 @@ pub async fn webhook(
     );
     let trace = trace::start_request(&span, req.headers());
     state.in_flight_gauge.increment(1.0);
-    let result = handle(&req, &name, payload, &state, &trace).instrument(span.clone()).await;
+    let result = handle(&req, name, payload, &state, &trace).instrument(span.clone()).await;
     state.in_flight_gauge.decrement(1.0);
 
     let (status, reason) = match &result {
@@ -127,8 +130,9 @@ async fn handle(
         })?;
 
     let span = tracing::debug_span!("normalize", regbridge.origtype = Empty, regbridge.event.count = Empty);
-    let (normalized, json) =
-        span.in_scope(|| dialects::normalize(endpoint.dialect, &endpoint.name, &verified))?;
+    let (normalized, original) = span.in_scope(|| {
+        dialects::normalize(endpoint.dialect, &endpoint.name, &verified, endpoint.include_original)
+    })?;
     let occurrences = match normalized {
         Normalized::Events(occurrences) => occurrences,
         Normalized::Unmapped { origtype } => {
@@ -155,11 +159,8 @@ async fn handle(
     let (deliveries, accepted) = span.in_scope(|| {
         let mut deliveries = Vec::new();
         let mut accepted = Vec::with_capacity(occurrences.len());
-        let mut json = endpoint.include_original.then_some(json);
-        for (i, occ) in occurrences.iter().enumerate() {
-            // Every event but the last gets a copy of the payload; the last takes it.
-            let original = if i + 1 == occurrences.len() { json.take() } else { json.clone() };
-            let ev = Arc::new(event::build(occ, &envelope, original));
+        for occ in &occurrences {
+            let ev = Arc::new(event::build(occ, &envelope, original.as_ref()));
             let targets = state.router.route(&RouteInput {
                 endpoint: &endpoint.name,
                 registry: endpoint.dialect.name,
@@ -169,13 +170,7 @@ async fn handle(
                 repository: occ.repository.as_deref(),
                 tag: occ.tag.as_deref(),
             });
-            metrics::counter!(
-                names::EVENTS,
-                "registry" => endpoint.dialect.name,
-                "type" => ev.ty().to_owned(),
-                "routed" => if targets.is_empty() { "false" } else { "true" },
-            )
-            .increment(1);
+            entry.events(occ.kind, !targets.is_empty()).increment(1);
             accepted.push(json!({ "id": ev.id(), "type": ev.ty(), "targets": targets.len() }));
             deliveries.extend(
                 targets.into_iter().map(|(sink, target)| (sink, Delivery { event: ev.clone(), target })),

@@ -7,7 +7,7 @@ mod health;
 mod ratelimit;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix_web::web;
@@ -18,6 +18,7 @@ pub use error::{IngressError, PROBLEM_PREFIX};
 pub use ratelimit::RateLimiter;
 
 use crate::config::Endpoint;
+use crate::event::Kind;
 use crate::route::Router;
 use crate::sinks::Sinks;
 use crate::telemetry::names;
@@ -36,6 +37,26 @@ struct EndpointEntry {
     limiter: Option<RateLimiter>,
     accepted: metrics::Counter,
     duration: metrics::Histogram,
+    /// `regbridge_events_total` by kind and whether it was routed, looked up once each.
+    events: Mutex<Vec<(Kind, bool, metrics::Counter)>>,
+}
+
+impl EndpointEntry {
+    fn events(&self, kind: Kind, routed: bool) -> metrics::Counter {
+        // Held only for a short scan of at most a few dozen entries; never across an await.
+        let mut cache = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, counter)) = cache.iter().find(|(k, r, _)| *k == kind && *r == routed) {
+            return counter.clone();
+        }
+        let counter = metrics::counter!(
+            names::EVENTS,
+            "registry" => self.endpoint.dialect.name,
+            "type" => kind.type_name(),
+            "routed" => if routed { "true" } else { "false" },
+        );
+        cache.push((kind, routed, counter.clone()));
+        counter
+    }
 }
 
 /// Everything a request needs, shared by all workers. Built once by `App::build`.
@@ -80,6 +101,7 @@ impl State {
                         "reason" => "accepted",
                     ),
                     duration: metrics::histogram!(names::REQUEST_DURATION, "endpoint" => e.name.clone()),
+                    events: Mutex::new(Vec::new()),
                     endpoint: e,
                 };
                 (entry.endpoint.name.clone(), entry)
@@ -101,19 +123,37 @@ impl State {
     pub fn sinks(&self) -> &Sinks {
         &self.sinks
     }
+
+    /// The configured endpoint names, which get static routes.
+    pub fn endpoint_names(&self) -> Vec<String> {
+        self.endpoints.keys().cloned().collect()
+    }
 }
 
-/// Registers every route of the contract (§1). Anything else is a problem+json 404.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .service(
-            web::resource("/webhooks/{endpoint}")
-                .route(web::post().to(handler::webhook))
-                .default_service(web::to(|| async { Err::<(), _>(IngressError::MethodNotAllowed) })),
-        )
-        .default_service(web::to(|req: actix_web::HttpRequest| async move {
-            Err::<(), _>(IngressError::UnknownEndpoint(req.path().to_owned()))
-        }));
+/// Registers every route of the contract (§1) for the configured `endpoints`. Anything else is a
+/// problem+json 404.
+///
+/// Each configured endpoint gets a static `/webhooks/<name>` resource: actix matches those by
+/// comparing strings, whereas a `{endpoint}` pattern runs a regex on every request. The pattern
+/// stays behind them so that unknown names still get their precise 404 (and other methods 405).
+pub fn routes(endpoints: &[String]) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
+    move |cfg| {
+        cfg.route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/metrics", web::get().to(health::metrics));
+        for name in endpoints {
+            cfg.service(webhook_resource(&format!("/webhooks/{name}")));
+        }
+        cfg.service(webhook_resource("/webhooks/{endpoint}")).default_service(web::to(
+            |req: actix_web::HttpRequest| async move {
+                Err::<(), _>(IngressError::UnknownEndpoint(req.path().to_owned()))
+            },
+        ));
+    }
+}
+
+fn webhook_resource(path: &str) -> actix_web::Resource {
+    web::resource(path)
+        .route(web::post().to(handler::webhook))
+        .default_service(web::to(|| async { Err::<(), _>(IngressError::MethodNotAllowed) }))
 }

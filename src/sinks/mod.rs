@@ -13,7 +13,6 @@ pub mod nats;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cloudevents::Event;
 use futures_util::future::{join_all, BoxFuture};
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,6 +20,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
+use crate::event::CloudEvent;
 use crate::telemetry::names;
 
 /// Every sink regbridge can publish to.
@@ -106,7 +106,7 @@ pub struct Target {
 /// One event bound for one target of one sink.
 #[derive(Clone, Debug)]
 pub struct Delivery {
-    pub event: Arc<Event>,
+    pub event: Arc<CloudEvent>,
     pub target: Target,
 }
 
@@ -142,7 +142,7 @@ fn publish_span(sink: &'static str, batch: &[Delivery]) -> tracing::Span {
         regbridge.outcome = Empty,
     );
     if let [one] = batch {
-        span.record("messaging.message.id", cloudevents::AttributesReader::id(&*one.event));
+        span.record("messaging.message.id", one.event.id());
     }
     span
 }

@@ -4,7 +4,7 @@
 //! mode sends the whole event as `application/cloudevents+json`. Pure, so it is tested without a
 //! broker.
 
-use cloudevents::AttributesReader;
+use bytes::Bytes;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::BasicProperties;
 
@@ -19,7 +19,7 @@ const PERSISTENT: u8 = 2;
 pub struct Message {
     pub exchange: ShortString,
     pub routing_key: ShortString,
-    pub body: Vec<u8>,
+    pub body: Bytes,
     pub properties: BasicProperties,
 }
 
@@ -37,14 +37,14 @@ pub fn encode(d: &Delivery) -> Result<Message, SinkError> {
     }
     let mut headers = FieldTable::default();
     if d.target.mode == ContentMode::Binary {
-        for (name, value) in encode::attributes(ev) {
-            // Names are CloudEvents attribute names (at most 20 characters by the spec); values
-            // are long strings, as the binding's readers expect, whatever the attribute's type.
-            headers.insert(short("header name", format!("ce-{name}"))?, AMQPValue::LongString(value.into()));
+        for (attribute, value) in ev.attributes() {
+            // Values are long strings, as the binding's readers expect, whatever the attribute's
+            // type; names are the spec's, all far below the 255-byte short-string limit.
+            headers.insert(attribute.dashed.into(), AMQPValue::LongString(value.into()));
         }
     }
     for (name, value) in encode::trace_headers(ev) {
-        headers.insert(name.into(), AMQPValue::LongString(value.into()));
+        headers.insert(name.into(), AMQPValue::LongString(value.as_ref().into()));
     }
     properties = properties.with_headers(headers);
     Ok(Message {
@@ -69,28 +69,25 @@ mod tests {
     use std::sync::Arc;
 
     use chrono::TimeZone;
-    use cloudevents::{EventBuilder, EventBuilderV10};
-    use serde_json::json;
 
     use super::*;
+    use crate::event::{self, kinds, Envelope, Occurrence};
     use crate::sinks::Target;
 
     fn delivery(mode: ContentMode, key: &str) -> Delivery {
-        let event = EventBuilderV10::new()
-            .id("evt-1:amd64")
-            .ty("dev.regbridge.artifact.pushed.v1")
-            .source("https://harbor.example.com")
-            .subject("library/nginx:1.27")
-            .time(chrono::Utc.with_ymd_and_hms(2026, 3, 29, 13, 40, 12).unwrap())
-            .extension("registry", "harbor")
-            .extension("origtype", "PUSH_ARTIFACT")
-            .extension("partitionkey", "library/nginx")
-            .extension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-            .data("application/json", json!({ "repository": "library/nginx", "tag": "1.27" }))
-            .build()
-            .unwrap();
+        let mut occ = Occurrence::new(kinds::ARTIFACT_PUSHED, "evt-1:amd64", "PUSH_ARTIFACT");
+        occ.host = Some("harbor.example.com".into());
+        occ.repository = Some("library/nginx".into());
+        occ.tag = Some("1.27".into());
+        occ.time = Some(chrono::Utc.with_ymd_and_hms(2026, 3, 29, 13, 40, 12).unwrap());
+        let env = Envelope {
+            endpoint: "harbor",
+            registry: "harbor",
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            ..Envelope::default()
+        };
         Delivery {
-            event: Arc::new(event),
+            event: Arc::new(event::build(&occ, &env, None)),
             target: Target { name: "registry-events".into(), key: Some(key.into()), mode },
         }
     }
@@ -113,7 +110,13 @@ mod tests {
         let m = encode(&d).unwrap();
         assert_eq!(m.exchange.as_str(), "registry-events");
         assert_eq!(m.routing_key.as_str(), "harbor.artifact.pushed");
-        assert_eq!(m.body, br#"{"repository":"library/nginx","tag":"1.27"}"#);
+        // The body is `data`, the very bytes the event holds.
+        assert_eq!(m.body, d.event.data());
+        let data: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+        assert_eq!(
+            (data["repository"].as_str(), data["tag"].as_str()),
+            (Some("library/nginx"), Some("1.27"))
+        );
         let p = &m.properties;
         assert_eq!(p.content_type().as_ref().map(ShortString::as_str), Some("application/json"));
         assert_eq!(*p.delivery_mode(), Some(2));
@@ -155,7 +158,9 @@ mod tests {
         assert_eq!(*p.delivery_mode(), Some(2));
         assert_eq!(p.message_id().as_ref().map(ShortString::as_str), Some("evt-1:amd64"));
         let body: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
-        assert_eq!(body, serde_json::to_value(&*d.event).unwrap());
+        assert_eq!(m.body, d.event.to_json());
+        assert_eq!(body["id"], "evt-1:amd64");
+        assert_eq!(body["data"], serde_json::from_slice::<serde_json::Value>(d.event.data()).unwrap());
         assert_eq!(body["datacontenttype"], "application/json");
     }
 

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::{join_all, BoxFuture};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -54,7 +55,7 @@ impl KafkaSink {
 pub struct Record {
     pub topic: String,
     pub key: Option<String>,
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
     pub headers: OwnedHeaders,
 }
 
@@ -67,39 +68,16 @@ pub fn record(d: &Delivery) -> Result<Record, SinkError> {
         return Err(SinkError::Rejected { sink: "kafka", reason: "event has no data".into() });
     }
     let mut headers = OwnedHeaders::new_with_capacity(12);
-    headers = headers.insert(Header { key: "content-type", value: Some(content_type.as_str()) });
+    headers = headers.insert(Header { key: "content-type", value: Some(content_type) });
     for (name, value) in encode::trace_headers(ev) {
-        headers = headers.insert(Header { key: name, value: Some(value.as_str()) });
+        headers = headers.insert(Header { key: name, value: Some(value.as_ref()) });
     }
     if d.target.mode == ContentMode::Binary {
-        for (name, value) in encode::attributes(ev) {
-            let key = match ce_header(name) {
-                Some(key) => std::borrow::Cow::Borrowed(key),
-                None => std::borrow::Cow::Owned(format!("ce_{name}")),
-            };
-            headers = headers.insert(Header { key: &key, value: Some(value.as_str()) });
+        for (attribute, value) in ev.attributes() {
+            headers = headers.insert(Header { key: attribute.underscored, value: Some(value) });
         }
     }
-    Ok(Record { topic: d.target.name.clone(), key: encode::partition_key(ev), payload, headers })
-}
-
-/// The header name of a CloudEvents attribute every event has, without formatting one per message.
-fn ce_header(attribute: &str) -> Option<&'static str> {
-    Some(match attribute {
-        "specversion" => "ce_specversion",
-        "id" => "ce_id",
-        "source" => "ce_source",
-        "type" => "ce_type",
-        "subject" => "ce_subject",
-        "time" => "ce_time",
-        "dataschema" => "ce_dataschema",
-        "registry" => "ce_registry",
-        "origtype" => "ce_origtype",
-        "partitionkey" => "ce_partitionkey",
-        "traceparent" => "ce_traceparent",
-        "tracestate" => "ce_tracestate",
-        _ => return None,
-    })
+    Ok(Record { topic: d.target.name.clone(), key: Some(ev.partitionkey().to_owned()), payload, headers })
 }
 
 impl Sink for KafkaSink {
@@ -111,7 +89,7 @@ impl Sink for KafkaSink {
                 records.into_iter().map(|r| ((r.topic, r.key, r.payload), r.headers)).unzip();
             let mut pending = Vec::with_capacity(parts.len());
             for ((topic, key, payload), headers) in parts.iter().zip(headers) {
-                let mut fr = FutureRecord::to(topic).payload(payload).headers(headers);
+                let mut fr = FutureRecord::to(topic).payload(payload.as_ref()).headers(headers);
                 if let Some(k) = key {
                     fr = fr.key(k);
                 }

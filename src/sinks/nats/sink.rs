@@ -97,17 +97,17 @@ pub fn message(d: &Delivery) -> (HeaderMap, Bytes) {
     let ev = &d.event;
     let (body, content_type) = encode::body(ev, d.target.mode);
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", cloudevents::AttributesReader::id(&**ev));
-    headers.insert("content-type", content_type.as_str());
+    headers.insert("Nats-Msg-Id", ev.id());
+    headers.insert("content-type", content_type);
     for (name, value) in encode::trace_headers(ev) {
-        headers.insert(name, value.as_str());
+        headers.insert(name, value.as_ref());
     }
     if d.target.mode == ContentMode::Binary {
-        for (name, value) in encode::attributes(ev) {
-            headers.insert(format!("ce-{name}").as_str(), value.as_str());
+        for (attribute, value) in ev.attributes() {
+            headers.insert(attribute.dashed, value);
         }
     }
-    (headers, Bytes::from(body))
+    (headers, body)
 }
 
 impl Sink for NatsSink {
