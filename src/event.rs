@@ -110,18 +110,22 @@ impl Occurrence {
     pub fn subject(&self) -> Option<String> {
         let repo = self.repository.as_deref()?;
         Some(match (&self.tag, &self.digest) {
-            (Some(tag), _) => format!("{repo}:{tag}"),
-            (None, Some(digest)) => format!("{repo}@{digest}"),
+            (Some(tag), _) => [repo, ":", tag].concat(),
+            (None, Some(digest)) => [repo, "@", digest].concat(),
             (None, None) => repo.to_owned(),
         })
     }
 
     /// A pullable reference, when host and repository are known.
     pub fn image(&self) -> Option<String> {
-        let host = self.host.as_deref()?;
-        let subject = self.subject()?;
-        (self.tag.is_some() || self.digest.is_some()).then(|| format!("{host}/{subject}"))
+        image(self, self.subject().as_deref())
     }
+}
+
+/// `<host>/<subject>` when the subject names a tag or digest; `subject` is `occ.subject()`.
+fn image(occ: &Occurrence, subject: Option<&str>) -> Option<String> {
+    let (host, subject) = (occ.host.as_deref()?, subject?);
+    (occ.tag.is_some() || occ.digest.is_some()).then(|| [host, "/", subject].concat())
 }
 
 /// What the ingress knows about the request that every event of it shares.
@@ -171,6 +175,7 @@ pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<&Original>) 
     // replication, scanner) are keyed by their registry instance instead.
     let partitionkey = occ.repository.clone().unwrap_or_else(|| source.clone());
     let time_text = occ.time.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+    let subject = occ.subject();
 
     let fields = Data {
         registry: env.registry,
@@ -178,7 +183,7 @@ pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<&Original>) 
         repository: occ.repository.as_deref(),
         tag: occ.tag.as_deref(),
         digest: occ.digest.as_deref(),
-        image: occ.image(),
+        image: image(occ, subject.as_deref()),
         platform: Platform { os: occ.os.as_deref(), architecture: occ.architecture.as_deref() },
         actor: occ.actor.as_deref(),
         occurred_at: time_text.as_deref(),
@@ -197,7 +202,7 @@ pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<&Original>) 
         id: occ.id.clone(),
         ty: occ.kind.type_name(),
         source,
-        subject: occ.subject(),
+        subject,
         time: occ.time,
         time_text,
         registry: env.registry,

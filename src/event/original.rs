@@ -28,18 +28,21 @@ impl Original {
         let mut out = Vec::with_capacity(json.len());
         let mut i = 0;
         while i < json.len() {
-            let b = json[i];
-            match b {
-                b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-                b'"' => {
+            // Structure between strings is short: copy it up to the next blank or string.
+            let run = json[i..]
+                .iter()
+                .position(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'"'))
+                .map_or(json.len(), |n| i + n);
+            out.extend_from_slice(&json[i..run]);
+            i = run;
+            match json.get(i) {
+                Some(b'"') => {
                     let end = string_end(json, i)?;
                     out.extend_from_slice(&json[i..end]);
                     i = end;
                 }
-                _ => {
-                    out.push(b);
-                    i += 1;
-                }
+                Some(_) => i += 1,
+                None => {}
             }
         }
         Ok(Self(out.into()))
@@ -51,41 +54,41 @@ impl Original {
 }
 
 /// The index just past the closing quote of the string opening at `start`, checking that every
-/// `\u` escape of a surrogate comes as a high-low pair.
+/// `\u` escape of a surrogate comes as a high-low pair. Jumps from one `"` or `\\` to the next.
 fn string_end(json: &[u8], start: usize) -> Result<usize, OriginalError> {
     let mut i = start + 1;
-    // A high surrogate just ended at `i`: the next thing must be a low one.
-    let mut want_low = false;
-    while i < json.len() {
-        match json[i] {
-            b'"' if !want_low => return Ok(i + 1),
-            b'\\' => {
-                let esc = *json.get(i + 1).ok_or(OriginalError::Malformed(i))?;
-                if esc == b'u' {
-                    let unit = json
-                        .get(i + 2..i + 6)
-                        .and_then(|h| std::str::from_utf8(h).ok())
-                        .and_then(|h| u16::from_str_radix(h, 16).ok())
-                        .ok_or(OriginalError::Malformed(i))?;
-                    match unit {
-                        0xD800..=0xDBFF if !want_low => want_low = true,
-                        0xDC00..=0xDFFF if want_low => want_low = false,
-                        0xD800..=0xDFFF => return Err(OriginalError::LoneSurrogate(i)),
-                        _ if want_low => return Err(OriginalError::LoneSurrogate(i)),
-                        _ => {}
+    loop {
+        i += memchr::memchr2(b'"', b'\\', &json[i..]).ok_or(OriginalError::Malformed(start))?;
+        if json[i] == b'"' {
+            return Ok(i + 1);
+        }
+        match json.get(i + 1) {
+            Some(b'u') => match unit(json, i) {
+                Some(0xD800..=0xDBFF) => {
+                    // A high surrogate must be followed at once by a low one.
+                    let low = i + 6;
+                    if !matches!(unit(json, low), Some(0xDC00..=0xDFFF)) {
+                        return Err(OriginalError::LoneSurrogate(low));
                     }
-                    i += 6;
-                } else if want_low {
-                    return Err(OriginalError::LoneSurrogate(i));
-                } else {
-                    i += 2;
+                    i = low + 6;
                 }
-            }
-            _ if want_low => return Err(OriginalError::LoneSurrogate(i)),
-            _ => i += 1,
+                Some(0xDC00..=0xDFFF) => return Err(OriginalError::LoneSurrogate(i)),
+                Some(_) => i += 6,
+                None => return Err(OriginalError::Malformed(i)),
+            },
+            Some(_) => i += 2,
+            None => return Err(OriginalError::Malformed(i)),
         }
     }
-    Err(OriginalError::Malformed(start))
+}
+
+/// The code unit of the `\uXXXX` escape whose backslash is at `at`, if there is one.
+fn unit(json: &[u8], at: usize) -> Option<u16> {
+    if json.get(at..at + 2) != Some(b"\\u") {
+        return None;
+    }
+    let hex = std::str::from_utf8(json.get(at + 2..at + 6)?).ok()?;
+    u16::from_str_radix(hex, 16).ok()
 }
 
 #[cfg(test)]

@@ -6,13 +6,14 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures_util::StreamExt;
+use serde::Serialize;
 use serde_json::json;
 use tracing::field::Empty;
 use tracing::Instrument;
 
 use super::{IngressError, State};
 use crate::dialects::{self, MediaType, Normalized};
-use crate::event::{self, Envelope};
+use crate::event::{self, CloudEvent, Envelope};
 use crate::route::RouteInput;
 use crate::sinks::Delivery;
 use crate::telemetry::names;
@@ -171,7 +172,7 @@ async fn handle(
                 tag: occ.tag.as_deref(),
             });
             entry.events(occ.kind, !targets.is_empty()).increment(1);
-            accepted.push(json!({ "id": ev.id(), "type": ev.ty(), "targets": targets.len() }));
+            accepted.push(Accepted { event: ev.clone(), targets: targets.len() });
             deliveries.extend(
                 targets.into_iter().map(|(sink, target)| (sink, Delivery { event: ev.clone(), target })),
             );
@@ -180,10 +181,34 @@ async fn handle(
     });
     span.record("regbridge.target.count", deliveries.len());
     if deliveries.is_empty() {
-        return Ok(HttpResponse::Accepted().json(json!({ "status": "unrouted", "events": accepted })));
+        return Ok(HttpResponse::Accepted().json(Answer { status: "unrouted", events: accepted }));
     }
     state.sinks.deliver(deliveries, state.publish_timeout).await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "accepted", "events": accepted })))
+    Ok(HttpResponse::Ok().json(Answer { status: "accepted", events: accepted }))
+}
+
+/// The body of a 200/202 answer: `{"status": …, "events": [{"id", "type", "targets"}, …]}`.
+#[derive(Serialize)]
+struct Answer {
+    status: &'static str,
+    events: Vec<Accepted>,
+}
+
+/// One event of the answer; it shares the event rather than copying its id.
+struct Accepted {
+    event: Arc<CloudEvent>,
+    targets: usize,
+}
+
+impl Serialize for Accepted {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Accepted", 3)?;
+        s.serialize_field("id", self.event.id())?;
+        s.serialize_field("type", self.event.ty())?;
+        s.serialize_field("targets", &self.targets)?;
+        s.end()
+    }
 }
 
 fn media_type(req: &HttpRequest) -> Result<MediaType, IngressError> {

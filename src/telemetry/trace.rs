@@ -94,12 +94,27 @@ fn manual(headers: &HeaderMap) -> TraceContext {
     let incoming = header("traceparent").and_then(parse_traceparent);
     // `tracestate` belongs to the trace it came with; without a valid parent it is dropped.
     let tracestate = incoming.as_ref().and(header("tracestate")).filter(|s| !s.is_empty()).map(str::to_owned);
-    let (trace_id, flags) = incoming.unwrap_or_else(|| {
-        let id = (u128::from(random_id()) << 64) | u128::from(random_id());
-        (format!("{id:032x}"), "01".to_owned())
-    });
-    let span = random_id();
-    TraceContext { traceparent: format!("00-{trace_id}-{span:016x}-{flags}"), tracestate, trace_id }
+    // `00-<trace id>-<span id>-<flags>`, written in place: `format!` with `{:x}` costs more
+    // than everything else here.
+    let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    match &incoming {
+        Some((trace_id, flags)) => {
+            tp[3..35].copy_from_slice(trace_id.as_bytes());
+            tp[53..].copy_from_slice(flags.as_bytes());
+        }
+        None => {
+            hex_into(random_id(), &mut tp[3..19]);
+            hex_into(random_id(), &mut tp[19..35]);
+        }
+    }
+    hex_into(random_id(), &mut tp[36..52]);
+    let traceparent = String::from_utf8(tp.to_vec()).expect("ASCII hex and dashes");
+    TraceContext { trace_id: traceparent[3..35].to_owned(), traceparent, tracestate }
+}
+
+/// `id` as 16 lowercase hex digits into `out`.
+fn hex_into(id: u64, out: &mut [u8]) {
+    hex::encode_to_slice(id.to_be_bytes(), out).expect("16 hex digits fit");
 }
 
 /// A non-zero random 64-bit id from a per-thread generator (SplitMix64) seeded once from the OS.

@@ -199,6 +199,27 @@ async fn structured_mode_sends_the_event_json() {
     broker.delete(&exchange).await;
 }
 
+/// regbridge proposes a 32 KiB `frame_max` (lapin buffers 32 frames each way); a bigger event
+/// crosses as several body frames and arrives whole.
+#[actix_rt::test]
+async fn an_event_larger_than_a_frame_arrives_whole() {
+    let broker = Broker::connect().await;
+    let exchange = brokers::unique("it-large");
+    let queue = broker.tap(&exchange).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with_amqp(&brokers::amqp(), &routes(dir.path(), &exchange, false)).await;
+
+    let mut payload = fixture_json(HARBOR_PUSH);
+    payload["padding"] = Value::String("x".repeat(200 * 1024));
+    let reply = app.post_harbor(&serde_json::to_vec(&payload).unwrap(), "application/json").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let m = broker.next(&queue).await;
+    assert!(m.delivery.data.len() > 6 * 32 * 1024, "{} bytes", m.delivery.data.len());
+    let data: Value = serde_json::from_slice(&m.delivery.data).unwrap();
+    assert_eq!(data["original"], payload);
+    broker.delete(&exchange).await;
+}
+
 #[actix_rt::test]
 async fn unroutable_event_is_refused_and_the_sink_stays_ready() {
     let broker = Broker::connect().await;

@@ -87,13 +87,20 @@ fn configure(section: Option<&Value>, env: &Env) -> Result<Option<Arc<dyn SinkCo
     Ok(Some(Arc::new(AmqpConfig { url: Secret::new(url), exchange_type, durable })))
 }
 
+/// The `frame_max` regbridge proposes unless the URL sets one. lapin keeps 32 frames of buffer
+/// in each direction, zero-filled; with RabbitMQ's default of 128 KiB that is 8 MiB resident for
+/// messages of a few KiB. Larger messages still go through, split into more frames.
+const DEFAULT_FRAME_MAX: u32 = 32 * 1024;
+
 fn parse_url(url: &str) -> Result<AMQPUri, String> {
-    url.parse::<AMQPUri>().map_err(|e| {
+    let mut uri = url.parse::<AMQPUri>().map_err(|e| {
         // Some of the parser's messages quote the whole URL, password included; an unparseable
         // URL cannot be masked reliably, so it is left out altogether.
         let e = e.replace(url, "<the URL>");
         format!("not an AMQP URL ({e}); expected amqp[s]://user:password@host[:port]/vhost")
-    })
+    })?;
+    uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
+    Ok(uri)
 }
 
 fn exchange_kind(v: &str) -> Result<ExchangeKind, String> {

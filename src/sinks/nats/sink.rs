@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::connection::State;
+use async_nats::header::HeaderName;
 use async_nats::jetstream::{self, context::GetStreamErrorKind, stream};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -96,15 +97,16 @@ impl NatsSink {
 pub fn message(d: &Delivery) -> (HeaderMap, Bytes) {
     let ev = &d.event;
     let (body, content_type) = encode::body(ev, d.target.mode);
+    // Static names: a `&str` name is validated and copied into the map on every insert.
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", ev.id());
-    headers.insert("content-type", content_type);
+    headers.insert(HeaderName::from_static("Nats-Msg-Id"), ev.id());
+    headers.insert(HeaderName::from_static("content-type"), content_type);
     for (name, value) in encode::trace_headers(ev) {
-        headers.insert(name, value.as_ref());
+        headers.insert(HeaderName::from_static(name), value.as_ref());
     }
     if d.target.mode == ContentMode::Binary {
         for (attribute, value) in ev.attributes() {
-            headers.insert(attribute.dashed, value);
+            headers.insert(HeaderName::from_static(attribute.dashed), value);
         }
     }
     (headers, body)
