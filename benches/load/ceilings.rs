@@ -1,5 +1,5 @@
 //! The ceilings regbridge is compared with: a bare actix-web server (HTTP cost alone) and direct
-//! producers to Kafka and JetStream (broker cost alone), driven like regbridge.
+//! producers to Kafka, JetStream and RabbitMQ (broker cost alone), driven like regbridge.
 
 use std::process::Command;
 use std::rc::Rc;
@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use async_nats::jetstream;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
+use crate::brokers::{Destination, Sink};
 use crate::client::{self, Outcome, Worker};
 use crate::report::{Row, Target};
 use crate::webhook::{self, CE_HEADERS};
@@ -230,5 +234,99 @@ pub async fn nats(ctx: &Ctx, conns: usize) -> Row {
     if let Err(e) = js.delete_stream(&stream).await {
         eprintln!("load: warning: could not delete stream {stream}: {e}");
     }
+    r
+}
+
+/// Publishes one persistent message on the shared confirm channel and awaits its confirm, as
+/// regbridge's AMQP sink does per webhook: `mandatory`, `message_id`, `ce-` headers.
+pub struct AmqpWorker {
+    channel: Channel,
+    exchange: ShortString,
+    value: Rc<[u8]>,
+    id_prefix: String,
+    seq: u64,
+}
+
+impl Worker for AmqpWorker {
+    async fn call(&mut self) -> Outcome {
+        self.seq += 1;
+        let id = format!("{}-{}:amd64", self.id_prefix, self.seq);
+        let mut headers = FieldTable::default();
+        headers.insert("ce-id".into(), AMQPValue::LongString(id.as_str().into()));
+        for (name, value) in CE_HEADERS {
+            headers.insert(format!("ce-{name}").into(), AMQPValue::LongString((*value).into()));
+        }
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(id.into())
+            .with_headers(headers);
+        let options = BasicPublishOptions { mandatory: true, immediate: false };
+        let published = self
+            .channel
+            .basic_publish(
+                self.exchange.clone(),
+                "root.artifact.pushed".into(),
+                options,
+                &self.value,
+                properties,
+            )
+            .await;
+        match published {
+            Err(_) => Outcome::Error("publish failed"),
+            Ok(confirm) => match confirm.await {
+                Ok(Confirmation::Ack(None)) => Outcome::Ok,
+                Ok(_) => Outcome::Error("returned or nacked"),
+                Err(_) => Outcome::Error("no confirm"),
+            },
+        }
+    }
+
+    fn reset(&mut self) {}
+}
+
+/// Ceiling (b) for RabbitMQ: `conns` tasks sharing one confirm channel (regbridge's layout), to
+/// the same durable topic exchange and queue a regbridge scenario gets.
+pub async fn amqp(ctx: &Ctx, conns: usize) -> Row {
+    let row = |e: String| Row::failed_to_run(Target::AmqpPublisher, "amqp", conns, e);
+    let label = format!("ld{}-ceiling-amqp-c{conns}", ctx.run_id);
+    let dest = match Destination::create(Sink::Amqp, &label, ctx.dir.path()).await {
+        Ok(d) => d,
+        Err(e) => return row(format!("{e} (brokers: scripts/brokers up)")),
+    };
+    let connected = async {
+        let conn = Connection::connect(brokers::AMQP, ConnectionProperties::default()).await?;
+        let channel = conn.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok::<_, lapin::Error>((conn, channel))
+    };
+    let (conn, channel) = match connected.await {
+        Ok(c) => c,
+        Err(e) => {
+            dest.remove().await;
+            return row(format!("RabbitMQ at {}: {e}", brokers::AMQP));
+        }
+    };
+    let value: Rc<[u8]> = webhook::normalized_data(&ctx.body.render(&label)).into();
+    let exchange = ShortString::from(dest.name.as_str());
+    let workers = (0..conns)
+        .map(|w| AmqpWorker {
+            channel: channel.clone(),
+            exchange: exchange.clone(),
+            value: value.clone(),
+            id_prefix: format!("{label}-{w}"),
+            seq: 0,
+        })
+        .collect();
+    let me = std::process::id();
+    let run = client::drive(&ctx.phases, workers, || sut::cpu_ticks(me)).await;
+    let _ = conn.close(200, "done".into()).await;
+    let expected = run.ok + run.warm_ok;
+    let mut r = Row::from_run(Target::AmqpPublisher, "amqp", conns, run, ctx.clk_tck);
+    match dest.count(expected).await {
+        Ok(found) => r.count = Some((found, expected)),
+        Err(e) => r.error = Some(format!("counting: {e}")),
+    }
+    dest.remove().await;
     r
 }

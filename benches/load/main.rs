@@ -220,6 +220,11 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
                 rows.push(progress(ceilings::nats(&ctx, c).await));
             }
         }
+        if !cli.no_ceilings && !cli.instructions && sink == Sink::Amqp {
+            for &c in &cli.concurrency {
+                rows.push(progress(ceilings::amqp(&ctx, c).await));
+            }
+        }
         for &c in &cli.concurrency {
             rows.push(progress(regbridge_scenario(&ctx, sink, c).await));
         }

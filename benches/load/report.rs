@@ -16,6 +16,7 @@ pub enum Target {
     BareHttp,
     KafkaProducer,
     NatsPublisher,
+    AmqpPublisher,
 }
 
 impl Target {
@@ -25,6 +26,7 @@ impl Target {
             Self::BareHttp => "bare actix-web",
             Self::KafkaProducer => "kafka producer",
             Self::NatsPublisher => "jetstream publisher",
+            Self::AmqpPublisher => "amqp publisher",
         }
     }
 }
@@ -328,6 +330,7 @@ pub fn targets(rows: &[Row]) -> Vec<(String, Option<bool>)> {
         let ceiling = match *sink {
             "kafka" => Some(Target::KafkaProducer),
             "nats" => Some(Target::NatsPublisher),
+            "amqp" => Some(Target::AmqpPublisher),
             _ => None,
         };
         if let Some(ceiling) = ceiling {
