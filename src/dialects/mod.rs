@@ -120,6 +120,9 @@ pub fn normalize(
 ) -> Result<(Normalized, Option<Original>), DialectError> {
     let input = Input::new(endpoint, req.media(), req.body());
     let normalized = (dialect.normalize)(&input)?;
+    if let Normalized::Events(occurrences) = &normalized {
+        occurrences.iter().try_for_each(check_attribute_text)?;
+    }
     // Only after the dialect accepted the body: the compactor relies on it being JSON.
     let original = match keep_original && matches!(normalized, Normalized::Events(_)) {
         true => Some(
@@ -129,6 +132,34 @@ pub fn normalize(
         false => None,
     };
     Ok((normalized, original))
+}
+
+/// CloudEvents forbids control characters (U+0000–U+001F, U+007F–U+009F) in attribute values,
+/// and the header-based bindings cannot carry a line break (async-nats panics on one). The payload
+/// fields that become attributes (`id`, `source`, `subject`, `origtype`, `partitionkey`) are
+/// checked once here, for every dialect, so no sink ever sees one.
+fn check_attribute_text(occ: &Occurrence) -> Result<(), DialectError> {
+    let fields = [
+        ("id", Some(&occ.id)),
+        ("origtype", Some(&occ.origtype)),
+        ("source", occ.source.as_ref()),
+        ("host", occ.host.as_ref()),
+        ("repository", occ.repository.as_ref()),
+        ("tag", occ.tag.as_ref()),
+        ("digest", occ.digest.as_ref()),
+    ];
+    for (field, value) in fields {
+        if let Some(c) = value.and_then(|v| v.chars().find(|c| c.is_control())) {
+            return Err(DialectError::Invalid {
+                field,
+                reason: format!(
+                    "contains the control character U+{:04X}, which CloudEvents attributes do not allow",
+                    u32::from(c)
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The id of an occurrence from a format that carries none: a digest of the endpoint name and the

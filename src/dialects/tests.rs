@@ -37,6 +37,32 @@ fn ids_are_stable_and_fan_out_is_indexed() {
 }
 
 #[test]
+fn attribute_fields_refuse_control_characters() {
+    let kind = crate::event::kinds::ARTIFACT_PUSHED;
+    let ok = Occurrence::new(kind, "id-1", "TAG_PUSH");
+    assert!(check_attribute_text(&ok).is_ok());
+    type Spoil = fn(&mut Occurrence);
+    let cases: [(&str, Spoil); 4] = [
+        ("id", |o| o.id.push('\u{7}')),
+        ("repository", |o| o.repository = Some("a\nb".into())),
+        ("tag", |o| o.tag = Some("v1\r".into())),
+        ("source", |o| o.source = Some("https://r.example\u{85}".into())),
+    ];
+    for (field, spoil) in cases {
+        let mut occ = Occurrence::new(kind, "id-1", "TAG_PUSH");
+        spoil(&mut occ);
+        match check_attribute_text(&occ) {
+            Err(DialectError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // Only attribute fields: text that stays inside `data` is JSON-escaped and may hold anything.
+    let mut occ = Occurrence::new(kind, "id-1", "TAG_PUSH");
+    occ.actor = Some("line\nbreak".into());
+    assert!(check_attribute_text(&occ).is_ok());
+}
+
+#[test]
 fn unknown_dialect_lists_valid_ones() {
     let err = by_name("quay").unwrap_err();
     assert!(err.contains("root, harbor, msr"), "{err}");

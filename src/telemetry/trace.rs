@@ -93,7 +93,10 @@ fn manual(headers: &HeaderMap) -> TraceContext {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let incoming = header("traceparent").and_then(parse_traceparent);
     // `tracestate` belongs to the trace it came with; without a valid parent it is dropped.
-    let tracestate = incoming.as_ref().and(header("tracestate")).filter(|s| !s.is_empty()).map(str::to_owned);
+    // A tab is optional whitespace there; as a space it stays so in a CloudEvents attribute, which
+    // may hold no control character.
+    let tracestate =
+        incoming.as_ref().and(header("tracestate")).filter(|s| !s.is_empty()).map(|s| s.replace('\t', " "));
     // `00-<trace id>-<span id>-<flags>`, written in place: `format!` with `{:x}` costs more
     // than everything else here.
     let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
@@ -182,7 +185,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         headers.insert("traceparent".parse().unwrap(), parent.parse().unwrap());
+        headers.insert("tracestate".parse().unwrap(), "a=1,\tb=2".parse().unwrap());
         let t = manual(&headers);
+        assert_eq!(t.tracestate.as_deref(), Some("a=1, b=2"));
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert!(t.traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(!t.traceparent.contains("00f067aa0ba902b7"));

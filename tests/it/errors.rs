@@ -99,6 +99,13 @@ async fn malformed_400() {
         .post_root(br#"{"type":"io.root.cr.image.created.v1","id":"x","data":{"image_tag":"1"}}"#, "m", false)
         .await;
     assert_problem(&r, 400, "malformed-payload", "missing_field");
+    // A line break in a tag would become one in a `ce-subject` header, which the NATS binding
+    // cannot carry and CloudEvents forbids.
+    let tag = fixture("msr/tag_push.dtr-2.4-docs.json");
+    let tag = String::from_utf8(tag).unwrap().replace(r#""tag": "latest""#, r#""tag": "latest\nx""#);
+    let r = app.post_msr(tag.as_bytes()).await;
+    assert_problem(&r, 400, "malformed-payload", "invalid_field");
+    assert!(r.body["detail"].as_str().unwrap().contains("`tag`"), "{:?}", r.body);
     assert!(app.events().is_empty());
 }
 
