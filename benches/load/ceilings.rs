@@ -42,8 +42,10 @@ pub fn serve_bare(port: u16) -> std::io::Result<()> {
 
 /// regbridge's Kafka producer defaults (src/sinks/kafka/mod.rs), so the ceiling pays the same
 /// idempotence, acks, batching and compression.
-pub fn kafka_producer(brokers: &str) -> Result<FutureProducer, String> {
-    ClientConfig::new()
+/// `extra` (`--kafka-set`) comes last, as regbridge applies its environment after its defaults.
+pub fn kafka_producer(brokers: &str, extra: &[(String, String)]) -> Result<FutureProducer, String> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -51,9 +53,11 @@ pub fn kafka_producer(brokers: &str) -> Result<FutureProducer, String> {
         .set("compression.type", "lz4")
         .set("message.timeout.ms", "30000")
         .set("statistics.interval.ms", "1000")
-        .set("client.id", "regbridge-load-ceiling")
-        .create()
-        .map_err(|e| format!("kafka producer: {e}"))
+        .set("client.id", "regbridge-load-ceiling");
+    for (k, v) in extra {
+        config.set(k, v);
+    }
+    config.create().map_err(|e| format!("kafka producer: {e}"))
 }
 
 /// Produces one record and awaits its delivery report, like one webhook in regbridge: key =
@@ -177,7 +181,7 @@ pub async fn kafka(ctx: &Ctx, conns: usize) -> Row {
     if let Err(e) = brokers::create_topic(&topic).await {
         return row(e);
     }
-    let producer = match kafka_producer(brokers::KAFKA) {
+    let producer = match kafka_producer(brokers::KAFKA, &ctx.kafka_settings) {
         Ok(p) => p,
         Err(e) => return row(e),
     };

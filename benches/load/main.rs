@@ -72,6 +72,10 @@ struct Cli {
     /// `callgrind_annotate`); by default they go with the scratch directory.
     #[arg(long, requires = "instructions")]
     profiles: Option<PathBuf>,
+    /// A librdkafka setting (`linger.ms=0`) for regbridge's producer and the direct producer
+    /// alike, on top of regbridge's defaults; repeatable. For comparing producer settings.
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    kafka_set: Vec<(String, String)>,
     /// Internal: serve the bare actix-web ceiling on this port.
     #[arg(long, hide = true)]
     bare_server: Option<u16>,
@@ -96,6 +100,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '.') => {
+            Ok((k.to_owned(), v.to_owned()))
+        }
+        _ => Err(format!("`{s}` is not a librdkafka setting like linger.ms=0")),
+    }
+}
+
 /// Everything the scenarios share.
 pub struct Ctx {
     pub binary: PathBuf,
@@ -108,6 +121,8 @@ pub struct Ctx {
     /// `--instructions`: the processes under test run under callgrind, writing their profiles to
     /// this directory.
     pub callgrind: Option<PathBuf>,
+    /// `--kafka-set`: librdkafka settings for both Kafka producers.
+    pub kafka_settings: Vec<(String, String)>,
 }
 
 fn main() -> ExitCode {
@@ -181,8 +196,9 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
     getrandom::fill(&mut rnd).expect("the OS has randomness");
     let (clk_tck, clk_known) = sut::clk_tck();
     let phases = Phases { warmup: cli.warmup, duration: cli.duration, max_ops: cli.max_requests };
-    let ctx = Ctx { binary, dir, run_id: hex::encode(rnd), body, phases, clk_tck, callgrind: None };
-    let mut ctx = ctx;
+    let kafka_settings = cli.kafka_set.clone();
+    let mut ctx =
+        Ctx { binary, dir, run_id: hex::encode(rnd), body, phases, clk_tck, callgrind: None, kafka_settings };
     if cli.instructions {
         let profiles = cli.profiles.clone().unwrap_or_else(|| ctx.dir.path().to_owned());
         if let Err(e) = std::fs::create_dir_all(&profiles) {
@@ -343,6 +359,12 @@ async fn regbridge_scenario(ctx: &Ctx, sink: Sink, conns: usize) -> Row {
         // The service's default level, whatever the caller's RUST_LOG says.
         .env("RUST_LOG", "info")
         .envs(dest.env());
+    if sink == Sink::Kafka {
+        // regbridge's pass-through: REGBRIDGE_KAFKA_LINGER_MS → linger.ms.
+        for (k, v) in &ctx.kafka_settings {
+            cmd.env(format!("REGBRIDGE_KAFKA_{}", k.to_ascii_uppercase().replace('.', "_")), v);
+        }
+    }
     let outcome = sut::drive_process(ctx, cmd, port, conns, &label).await;
     let result = match outcome {
         Ok((run, foot)) => {
