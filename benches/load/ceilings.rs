@@ -191,7 +191,7 @@ pub async fn kafka(ctx: &Ctx, conns: usize) -> Row {
         .map(|w| KafkaWorker::new(producer.clone(), topic_rc.clone(), value.clone(), format!("{topic}-{w}")))
         .collect();
     let me = std::process::id();
-    let run = client::drive(&ctx.phases, workers, || sut::cpu_ticks(me)).await;
+    let run = client::drive(&ctx.phases, workers, || sut::usage(me)).await;
     drop(producer);
     let expected = run.ok + run.warm_ok;
     let mut r = Row::from_run(Target::KafkaProducer, "kafka", conns, run, ctx.clk_tck);
@@ -225,7 +225,7 @@ pub async fn nats(ctx: &Ctx, conns: usize) -> Row {
         .map(|w| NatsWorker::new(js.clone(), subject.clone(), value.clone(), format!("{prefix}-{w}")))
         .collect();
     let me = std::process::id();
-    let run = client::drive(&ctx.phases, workers, || sut::cpu_ticks(me)).await;
+    let run = client::drive(&ctx.phases, workers, || sut::usage(me)).await;
     let expected = run.ok + run.warm_ok;
     let mut r = Row::from_run(Target::NatsPublisher, "nats", conns, run, ctx.clk_tck);
     match js.get_stream(&stream).await {
@@ -323,7 +323,7 @@ pub async fn amqp(ctx: &Ctx, conns: usize) -> Row {
         })
         .collect();
     let me = std::process::id();
-    let run = client::drive(&ctx.phases, workers, || sut::cpu_ticks(me)).await;
+    let run = client::drive(&ctx.phases, workers, || sut::usage(me)).await;
     let _ = conn.close(200, "done".into()).await;
     let expected = run.ok + run.warm_ok;
     let mut r = Row::from_run(Target::AmqpPublisher, "amqp", conns, run, ctx.clk_tck);

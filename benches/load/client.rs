@@ -63,6 +63,8 @@ pub struct Run {
     pub latencies: Vec<u64>,
     /// Clock ticks the measured process used in the measured window, if it could be read.
     pub cpu_ticks: Option<u64>,
+    /// Context switches of the measured process's threads in the measured window.
+    pub switches: Option<u64>,
     /// Clock ticks this harness process (the load client) used in the same window.
     pub client_ticks: Option<u64>,
     /// `--instructions`: user-space instructions the measured process executed in the window.
@@ -91,17 +93,17 @@ struct Tally {
 }
 
 /// Runs `workers` concurrently: warm-up, then the measured window, then waits for the operations
-/// in flight (each bounded by `OP_TIMEOUT`). `cpu` samples the measured process's CPU ticks.
+/// in flight (each bounded by `OP_TIMEOUT`). `usage` samples the measured process.
 pub async fn drive<W: Worker + 'static>(
     phases: &Phases,
     workers: Vec<W>,
-    cpu: impl Fn() -> Option<u64>,
+    usage: impl Fn() -> crate::sut::Usage,
 ) -> Run {
     let shared = Rc::new(Shared { stage: Cell::new(WARMUP), issued: Cell::new(0), max_ops: phases.max_ops });
     let handles: Vec<_> = workers.into_iter().map(|w| actix_rt::spawn(work(shared.clone(), w))).collect();
     actix_rt::time::sleep(phases.warmup).await;
     let me = std::process::id();
-    let (cpu_before, client_before) = (cpu(), crate::sut::cpu_ticks(me));
+    let (before, client_before) = (usage(), crate::sut::cpu_ticks(me));
     let start = Instant::now();
     shared.stage.set(MEASURE);
     actix_rt::time::sleep(phases.duration).await;
@@ -124,7 +126,9 @@ pub async fn drive<W: Worker + 'static>(
         run.latencies.extend(t.latencies);
         last = last.max(t.last_done.unwrap_or(start));
     }
-    run.cpu_ticks = cpu_before.zip(cpu()).map(|(a, b)| b.saturating_sub(a));
+    let after = usage();
+    run.cpu_ticks = before.ticks.zip(after.ticks).map(|(a, b)| b.saturating_sub(a));
+    run.switches = before.switches.zip(after.switches).map(|(a, b)| b.saturating_sub(a));
     run.client_ticks = client_before.zip(crate::sut::cpu_ticks(me)).map(|(a, b)| b.saturating_sub(a));
     // Up to the last completion: the window plus the tail of operations in flight at its end
     // (or less, if `max_ops` ended the run early).

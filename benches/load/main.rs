@@ -259,7 +259,8 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
             "req/s counts 2xx only, over the measured window (until the last answer); latencies of 2xx; \
          CPU = utime+stime of the measured process (regbridge, the bare server, or for the broker \
          ceilings the harness itself with its producer threads) in the window ÷ 2xx, CLK_TCK {clk_tck}; \
-         peak RSS = VmHWM since the process started; idle RSS = VmRSS once /readyz answered 200; \
+         switches = voluntary + involuntary context switches of the same process's threads in the \
+         window ÷ 2xx (thread hand-offs and preemptions); peak RSS = VmHWM since the process started; idle RSS = VmRSS once /readyz answered 200; \
          ready = spawn until /readyz answered 200; in broker = events in the scenario's own \
          destination afterwards vs all 2xx (warm-up included); client = the harness's own CPU per 2xx \
          (raw HTTP/1.1 keep-alive client, one request in flight per connection, one thread)."

@@ -44,6 +44,8 @@ pub struct Row {
     pub pct: Option<[f64; 3]>,
     /// CPU microseconds per successful operation in the measured process.
     pub cpu_us: Option<f64>,
+    /// Context switches per successful operation in the measured process.
+    pub switches: Option<f64>,
     /// The same for the harness (load client) process, for HTTP runs.
     pub client_cpu_us: Option<f64>,
     /// `--instructions`: user-space instructions per successful operation in the measured process.
@@ -69,7 +71,8 @@ impl Row {
             ticks.filter(|_| run.ok > 0).map(|t| t as f64 * 1e6 / clk_tck as f64 / run.ok as f64)
         };
         let (cpu_us, client_cpu_us) = (per_op(run.cpu_ticks), per_op(run.client_ticks));
-        let instructions = run.instructions.filter(|_| run.ok > 0).map(|i| i as f64 / run.ok as f64);
+        let per_ok = |n: Option<u64>| n.filter(|_| run.ok > 0).map(|n| n as f64 / run.ok as f64);
+        let (instructions, switches) = (per_ok(run.instructions), per_ok(run.switches));
         Self {
             target,
             sink,
@@ -80,6 +83,7 @@ impl Row {
             rps: run.ok as f64 / run.elapsed.as_secs_f64(),
             pct,
             cpu_us,
+            switches,
             // For the broker ceilings the harness is the measured process itself.
             client_cpu_us: client_cpu_us.filter(|_| matches!(target, Target::Regbridge | Target::BareHttp)),
             instructions,
@@ -100,6 +104,7 @@ impl Row {
             rps: 0.0,
             pct: None,
             cpu_us: None,
+            switches: None,
             client_cpu_us: None,
             instructions: None,
             foot: Footprint::default(),
@@ -152,7 +157,7 @@ fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map_or_else(|| "-".into(), f)
 }
 
-const HEADER: [&str; 16] = [
+const HEADER: [&str; 17] = [
     "what",
     "sink",
     "conns",
@@ -163,6 +168,7 @@ const HEADER: [&str; 16] = [
     "non-2xx",
     "CPU µs/req",
     "CPU ÷ bare",
+    "switches/req",
     "req/s ÷ bare",
     "peak RSS MB",
     "idle RSS MB",
@@ -187,6 +193,7 @@ fn cells(rows: &[Row], r: &Row) -> Vec<String> {
     c.push(r.failures_cell());
     c.push(opt(r.cpu_us, |v| format!("{v:.1}")));
     c.push(opt(cpu_ratio(rows, r).filter(|_| regbridge), |v| format!("{v:.2}")));
+    c.push(opt(r.switches, |v| format!("{v:.2}")));
     c.push(opt(rps_ratio(rows, r).filter(|_| regbridge), |v| format!("{v:.2}")));
     c.push(opt(r.foot.peak_rss_kib, mb));
     c.push(opt(r.foot.idle_rss_kib, mb));
@@ -371,6 +378,7 @@ pub fn json(rows: &[Row], meta: Value) -> Value {
                 "p99_ms": r.pct.map(|p| p[1]),
                 "p999_ms": r.pct.map(|p| p[2]),
                 "cpu_us_per_op": r.cpu_us,
+                "context_switches_per_op": r.switches,
                 "client_cpu_us_per_op": r.client_cpu_us,
                 "instructions_per_op": r.instructions,
                 "cpu_ratio_to_bare": cpu_ratio(rows, r).filter(|_| r.target == Target::Regbridge),

@@ -82,6 +82,42 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// What the measured process has used so far, sampled as the window opens and closes.
+#[derive(Clone, Copy, Default)]
+pub struct Usage {
+    /// utime + stime in clock ticks ([`cpu_ticks`]).
+    pub ticks: Option<u64>,
+    /// Context switches of its live threads ([`context_switches`]).
+    pub switches: Option<u64>,
+}
+
+pub fn usage(pid: u32) -> Usage {
+    Usage { ticks: cpu_ticks(pid), switches: context_switches(pid) }
+}
+
+/// Voluntary + involuntary context switches summed over the live threads of `pid`. Each one is a
+/// thread that blocked (waiting for a hand-off) or was preempted, so per webhook they count the
+/// wake-ups the CPU figure pays for, and unlike time they hardly vary with a noisy neighbour.
+/// Threads that exited within the window take their counts with them (a blocking-pool thread,
+/// say); the long-lived workers, client threads and writers do not exit.
+pub fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue; // exited since the listing
+        };
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += v.trim().parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some(total)
+}
+
 /// A `Vm*` line of /proc/<pid>/status, in KiB.
 pub fn vm_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -197,7 +233,7 @@ pub async fn drive_process(
             window.set(!window.get());
             Callgrind::collect(pid, window.get());
         }
-        cpu_ticks(pid)
+        usage(pid)
     };
     let mut run = client::drive(&ctx.phases, workers, sample).await;
     let foot = Footprint { ready: Some(ready), idle_rss_kib: idle, peak_rss_kib: proc.peak_rss_kib() };
