@@ -18,7 +18,7 @@ use crate::route::RouteInput;
 use crate::sinks::Delivery;
 use crate::telemetry::names;
 use crate::telemetry::trace::{self, TraceContext};
-use crate::verify::UnverifiedRequest;
+use crate::verify::{UnverifiedRequest, Verifier};
 
 pub async fn webhook(
     req: HttpRequest,
@@ -109,7 +109,7 @@ async fn handle(
     let unknown = || IngressError::UnknownEndpoint(name.to_owned());
     let entry = state.endpoints.get(name).ok_or_else(unknown)?;
     // An endpoint without credentials (and not marked unauthenticated) is disabled: 404.
-    entry.endpoint.verifier.as_ref().ok_or_else(unknown)?;
+    let verifier = entry.endpoint.verifier.as_ref().ok_or_else(unknown)?;
     let limiter = &entry.limiter;
     let _permit = state.in_flight.try_acquire().map_err(|_| IngressError::Overloaded)?;
     if let Some(limiter) = limiter {
@@ -119,7 +119,7 @@ async fn handle(
     }
     let media = media_type(req)?;
     let body = read_body(req, payload, state.body_limit).await?;
-    let (deliveries, accepted) = match prepare(req, name, entry, media, body, state, trace)? {
+    let (deliveries, accepted) = match prepare(req, entry, verifier, media, body, state, trace)? {
         Prepared::Answered(response) => return Ok(response),
         Prepared::Deliver { deliveries, accepted } => (deliveries, accepted),
     };
@@ -142,16 +142,14 @@ enum Prepared {
 /// the boxed handler future stays under 1 KiB, which glibc serves from its per-thread cache.
 fn prepare(
     req: &HttpRequest,
-    name: &str,
     entry: &EndpointEntry,
+    verifier: &Verifier,
     media: MediaType,
     body: BytesMut,
     state: &State,
     trace: &TraceContext,
 ) -> Result<Prepared, IngressError> {
     let endpoint = &entry.endpoint;
-    let verifier =
-        endpoint.verifier.as_ref().ok_or_else(|| IngressError::UnknownEndpoint(name.to_owned()))?;
     let verified =
         tracing::debug_span!("verify", regbridge.verify.scheme = ?verifier.scheme()).in_scope(|| {
             verifier.verify(UnverifiedRequest {
@@ -172,7 +170,7 @@ fn prepare(
         Normalized::Unmapped { origtype } => {
             span.record("regbridge.origtype", origtype.as_str());
             metrics::counter!(names::UNMAPPED, "registry" => endpoint.dialect.name).increment(1);
-            tracing::info!(endpoint = name, origtype, "event type not mapped; acknowledged");
+            tracing::info!(endpoint = %endpoint.name, origtype, "event type not mapped; acknowledged");
             return Ok(Prepared::Answered(
                 HttpResponse::Accepted()
                     .json(json!({ "status": "ignored", "reason": "unmapped_type", "origtype": origtype })),
