@@ -184,7 +184,7 @@ fn main() -> ExitCode {
     actix_rt::System::new().block_on(run(cli, binary))
 }
 
-async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
+async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/root/image-created.e2e-rendered.json");
     let (body, dir) = match (Body::from_fixture(&fixture), tempfile::tempdir()) {
@@ -196,7 +196,7 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
     getrandom::fill(&mut rnd).expect("the OS has randomness");
     let (clk_tck, clk_known) = sut::clk_tck();
     let phases = Phases { warmup: cli.warmup, duration: cli.duration, max_ops: cli.max_requests };
-    let kafka_settings = cli.kafka_set.clone();
+    let kafka_settings = std::mem::take(&mut cli.kafka_set);
     let mut ctx =
         Ctx { binary, dir, run_id: hex::encode(rnd), body, phases, clk_tck, callgrind: None, kafka_settings };
     if cli.instructions {
@@ -260,7 +260,8 @@ async fn run(cli: Cli, binary: PathBuf) -> ExitCode {
          CPU = utime+stime of the measured process (regbridge, the bare server, or for the broker \
          ceilings the harness itself with its producer threads) in the window ÷ 2xx, CLK_TCK {clk_tck}; \
          switches = voluntary + involuntary context switches of the same process's threads in the \
-         window ÷ 2xx (thread hand-offs and preemptions); peak RSS = VmHWM since the process started; idle RSS = VmRSS once /readyz answered 200; \
+         window ÷ 2xx (thread hand-offs and preemptions); peak RSS = VmHWM since the process \
+         started; idle RSS = VmRSS once /readyz answered 200; \
          ready = spawn until /readyz answered 200; in broker = events in the scenario's own \
          destination afterwards vs all 2xx (warm-up included); client = the harness's own CPU per 2xx \
          (raw HTTP/1.1 keep-alive client, one request in flight per connection, one thread)."
