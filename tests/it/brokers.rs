@@ -68,6 +68,13 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(b))
 }
 
+/// A subject prefix and a JetStream stream name no other test (or earlier run) uses.
+pub fn nats_names() -> (String, String) {
+    let id = unique("it").replace('-', "_");
+    let stream = id.to_uppercase();
+    (id, stream)
+}
+
 /// Writes a rules file into `dir` and returns its path.
 pub fn routes_file(dir: &std::path::Path, yaml: &str) -> String {
     let p = dir.join(format!("{}.yaml", unique("routes")));

@@ -223,6 +223,23 @@ pub async fn wait_ready(client: &awc::Client, base: &str) {
     }
 }
 
+/// Starts the regbridge binary with only `env` set (and a free `REGBRIDGE_LISTEN`), its output
+/// discarded, and waits until it is ready; returns the process and its base URL.
+pub async fn start_binary(env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let port = crate::brokers::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_regbridge"))
+        .env_clear()
+        .env("REGBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&awc::Client::default(), &base).await;
+    (child, base)
+}
+
 /// Sends SIGTERM to a child process, as an orchestrator stopping a pod does.
 pub fn sigterm(child: &std::process::Child) {
     let sent = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

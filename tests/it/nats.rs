@@ -15,8 +15,7 @@ struct Setup {
 
 async fn setup(mode: &str) -> Setup {
     let url = brokers::nats();
-    let id = brokers::unique("it").replace('-', "_");
-    let stream = id.to_uppercase();
+    let (id, stream) = brokers::nats_names();
     let dir = tempfile::tempdir().unwrap();
     let routes = brokers::routes_file(
         dir.path(),

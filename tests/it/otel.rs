@@ -2,7 +2,6 @@
 //! Asserts the span tree of one webhook, that an incoming `traceparent` is continued, and that
 //! the trace reaches the CloudEvent and the Kafka headers.
 
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,25 +74,19 @@ async fn webhook_span_tree_continues_the_callers_trace_into_events_and_messages(
         dir.path(),
         &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}, {{ sink: file }}]\n"),
     );
-    let port = brokers::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regbridge"))
-        .env_clear()
-        .env("REGBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("REGBRIDGE_ROOT_SECRETS", ROOT_SECRET)
-        .env("REGBRIDGE_KAFKA_BROKERS", &kafka)
-        .env("REGBRIDGE_FILE_SINK", &events_file)
-        .env("REGBRIDGE_ROUTES", &routes)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let events = events_file.display().to_string();
+    let (mut child, base) = start_binary(&[
+        ("REGBRIDGE_ROOT_SECRETS", ROOT_SECRET),
+        ("REGBRIDGE_KAFKA_BROKERS", &kafka),
+        ("REGBRIDGE_FILE_SINK", &events),
+        ("REGBRIDGE_ROUTES", &routes),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+    ])
+    .await;
     let client = awc::Client::default();
-    wait_ready(&client, &base).await;
 
     let body = fixture("root/image-created.e2e-rendered.json");
     let ts = chrono::Utc::now().timestamp().to_string();

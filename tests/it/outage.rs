@@ -1,7 +1,6 @@
 //! Broker outages and shutdown: nothing is acknowledged that is not in a broker.
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::brokers::{self, PrivateKafka};
@@ -108,22 +107,16 @@ async fn sigterm_lets_in_flight_requests_finish_and_every_2xx_is_in_the_broker()
     let topic = brokers::unique("it-sigterm");
     brokers::create_topic(&kafka.addr, &topic).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = brokers::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regbridge"))
-        .env_clear()
-        .env("REGBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH)
-        .env("REGBRIDGE_KAFKA_BROKERS", &kafka.addr)
-        .env("REGBRIDGE_ROUTES", kafka_routes(dir.path(), &topic))
-        .env("REGBRIDGE_PUBLISH_TIMEOUT", "10s")
-        .env("REGBRIDGE_SHUTDOWN_TIMEOUT", "15s")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let routes = kafka_routes(dir.path(), &topic);
+    let (mut child, base) = start_binary(&[
+        ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
+        ("REGBRIDGE_KAFKA_BROKERS", &kafka.addr),
+        ("REGBRIDGE_ROUTES", &routes),
+        ("REGBRIDGE_PUBLISH_TIMEOUT", "10s"),
+        ("REGBRIDGE_SHUTDOWN_TIMEOUT", "15s"),
+    ])
+    .await;
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    wait_ready(&client, &base).await;
 
     // Freeze the broker so the requests are certainly in flight when the signal arrives.
     kafka.pause();
@@ -161,4 +154,48 @@ async fn sigterm_lets_in_flight_requests_finish_and_every_2xx_is_in_the_broker()
     for id in &acknowledged {
         assert!(found.contains(id), "acknowledged {id} is not in Kafka");
     }
+}
+
+/// Each HTTP worker publishes to NATS on a client of its own, which ends with the worker: a
+/// SIGTERM after those clients have published still exits cleanly, with every 2xx in the stream.
+#[actix_rt::test]
+async fn sigterm_after_the_workers_published_to_nats_exits_cleanly() {
+    let url = brokers::nats();
+    let (id, stream) = brokers::nats_names();
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::routes_file(
+        dir.path(),
+        &format!("routes:\n  - name: t\n    to: [{{ sink: nats, subject: \"{id}.{{noun}}.{{verb}}\" }}]\n"),
+    );
+    let subjects = format!("{id}.>");
+    let (mut child, base) = start_binary(&[
+        ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
+        ("REGBRIDGE_NATS_URL", &url),
+        ("REGBRIDGE_NATS_STREAM", &stream),
+        ("REGBRIDGE_NATS_SUBJECTS", &subjects),
+        ("REGBRIDGE_ROUTES", &routes),
+    ])
+    .await;
+
+    // Spread over a second, on fresh connections, so every worker serves some after its own
+    // client has connected (it connects on the worker's first publish).
+    for n in 0..20 {
+        let res = awc::Client::default()
+            .post(format!("{base}/webhooks/harbor"))
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("authorization", HARBOR_AUTH))
+            .send_body(delivery(n))
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(&child);
+    let status = wait_exit(&mut child).await;
+    assert!(status.success(), "exit status {status}");
+
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let mut s = js.get_stream(&stream).await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 20);
+    js.delete_stream(&stream).await.unwrap();
 }
