@@ -40,20 +40,15 @@ pub fn serve_bare(port: u16) -> std::io::Result<()> {
     })
 }
 
-/// regbridge's Kafka producer defaults (src/sinks/kafka/mod.rs), so the ceiling pays the same
-/// idempotence, acks, batching and compression.
-/// `extra` (`--kafka-set`) comes last, as regbridge applies its environment after its defaults.
+/// regbridge's own Kafka producer defaults, so the ceiling pays the same idempotence, acks,
+/// batching and compression. `extra` (`--kafka-set`) comes last, as regbridge applies its
+/// environment after its defaults.
 pub fn kafka_producer(brokers: &str, extra: &[(String, String)]) -> Result<FutureProducer, String> {
     let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set("compression.type", "lz4")
-        .set("message.timeout.ms", "30000")
-        .set("statistics.interval.ms", "1000")
-        .set("client.id", "regbridge-load-ceiling");
+    for (k, v) in regbridge::sinks::kafka::DEFAULTS {
+        config.set(*k, *v);
+    }
+    config.set("bootstrap.servers", brokers).set("client.id", "regbridge-load-ceiling");
     for (k, v) in extra {
         config.set(k, v);
     }
