@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::dialects::DialectError;
-use crate::sinks::SinkError;
+use crate::sinks::{Oversized, SinkError};
 use crate::verify::VerifyError;
 
 /// Prefix of every problem `type`; the suffix names the error class and never changes.
@@ -34,6 +34,8 @@ pub enum IngressError {
     Unauthorized(#[from] VerifyError),
     #[error(transparent)]
     Malformed(#[from] DialectError),
+    #[error(transparent)]
+    EventTooLarge(#[from] Oversized),
     #[error("not every sink confirmed the event: {0}")]
     SinkUnavailable(#[from] SinkError),
 }
@@ -44,7 +46,7 @@ impl IngressError {
         match self {
             Self::UnknownEndpoint(_) => ("endpoint-not-found", "Unknown or disabled endpoint"),
             Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
-            Self::TooLarge { .. } => ("payload-too-large", "Payload too large"),
+            Self::TooLarge { .. } | Self::EventTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             Self::RateLimited { .. } => ("rate-limited", "Rate limit exceeded"),
             Self::Overloaded => ("overloaded", "Service overloaded"),
@@ -60,6 +62,7 @@ impl IngressError {
             Self::UnknownEndpoint(_) => "unknown_endpoint",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooLarge { .. } => "body_too_large",
+            Self::EventTooLarge(_) => "event_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
@@ -87,7 +90,7 @@ impl ResponseError for IngressError {
         match self {
             Self::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::EventTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded | Self::SinkUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -218,6 +218,7 @@ fn prepare(
             HttpResponse::Accepted().json(Answer { status: "unrouted", events: accepted }),
         ));
     }
+    state.sinks().admit(&deliveries)?;
     Ok(Prepared::Deliver { deliveries, accepted })
 }
 

@@ -76,6 +76,12 @@ pub trait SinkConfig: std::fmt::Debug + Send + Sync {
 pub trait Sink: Send + Sync {
     /// Publishes the batch and resolves once the broker (or disk) confirmed every message of it.
     fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>>;
+    /// `Some((size, limit))` when `d`, as this sink's message, would be larger than the largest
+    /// message the sink accepts: no retry could deliver it. Checked for every delivery of a
+    /// request before any is published. Sinks without such a limit keep this default.
+    fn oversized(&self, _d: &Delivery) -> Option<(usize, usize)> {
+        None
+    }
     /// Whether the sink can take events now; `Err` says why not.
     fn health(&self) -> Result<(), String>;
     /// Flushes what is in flight and closes; the caller bounds it with a deadline.
@@ -119,6 +125,16 @@ pub enum SinkError {
     Rejected { sink: &'static str, reason: String },
     #[error("{sink} did not confirm within {budget:?}")]
     Timeout { sink: &'static str, budget: Duration },
+}
+
+/// An event larger, as one sink's message, than that sink ever accepts. Retrying cannot help, so
+/// the webhook is refused with a 4xx before anything is published.
+#[derive(Debug, thiserror::Error)]
+#[error("the event is {size} bytes as a {sink} message, over that sink's limit of {limit} bytes")]
+pub struct Oversized {
+    pub sink: &'static str,
+    pub size: usize,
+    pub limit: usize,
 }
 
 /// A producer span per sink and request, with the OpenTelemetry messaging attributes.
@@ -207,6 +223,19 @@ impl Sinks {
                 (s.name, health)
             })
             .collect()
+    }
+
+    /// Refuses the request when any delivery is larger than its sink accepts; called before
+    /// [`Sinks::deliver`], so an event is published to all its sinks or to none.
+    pub fn admit(&self, deliveries: &[(&'static str, Delivery)]) -> Result<(), Oversized> {
+        for (name, d) in deliveries {
+            if let Some(entry) = self.sinks.iter().find(|e| e.spec.name == *name) {
+                if let Some((size, limit)) = entry.sink.oversized(d) {
+                    return Err(Oversized { sink: name, size, limit });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Publishes every delivery, all sinks concurrently, and succeeds only if all of them confirm

@@ -95,3 +95,53 @@ async fn structured_mode_and_fan_out_of_several_resources() {
         assert_eq!(&whole, ev);
     }
 }
+
+/// A Harbor push whose body carries `padding` bytes of filler; `n` makes its digest (and id) unique.
+fn padded_push(n: usize, padding: usize) -> Vec<u8> {
+    format!(
+        r#"{{"type":"PUSH_ARTIFACT","occur_at":1700000000,"operator":"ci","padding":"{}","event_data":{{"resources":[{{"digest":"sha256:{n:064x}","tag":"v{n}","resource_url":"h.example.com/lib/app:v{n}"}}],"repository":{{"name":"app","namespace":"lib","repo_full_name":"lib/app"}}}}}}"#,
+        "x".repeat(padding)
+    )
+    .into_bytes()
+}
+
+/// An event larger than the producer's `message.max.bytes` could never be delivered, and a 503
+/// would have its sender retry it forever: it is refused with 413 before any sink has it (the
+/// file sink is routed too). Smaller events still flow.
+#[actix_rt::test]
+async fn an_event_over_the_kafka_message_limit_is_refused_413_and_published_nowhere() {
+    let kafka = brokers::kafka();
+    let topic = brokers::unique("it-kafka-size");
+    brokers::create_topic(&kafka, &topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::routes_file(
+        dir.path(),
+        &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}, {{ sink: file }}]\n"),
+    );
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_KAFKA_BROKERS", &kafka)
+            .with("REGBRIDGE_KAFKA_MESSAGE_MAX_BYTES", "4000")
+            .with("REGBRIDGE_ROUTES", &routes),
+    )
+    .await;
+
+    let reply = app.post_harbor(&padded_push(1, 5000), "application/json").await;
+    assert_eq!(reply.status, 413, "{:?}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(reply.body["type"], "urn:regbridge:problem:payload-too-large");
+    assert_eq!(reply.body["reason"], "event_too_large");
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(detail.contains("kafka message") && detail.contains("limit of 4000 bytes"), "{detail}");
+    assert!(app.events().is_empty(), "the file sink got a refused event");
+
+    let reply = app.post_harbor(&padded_push(2, 500), "application/json").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let (b, t) = (kafka.clone(), topic.clone());
+    let records = tokio::task::spawn_blocking(move || brokers::read_topic(&b, &t, 2, Duration::from_secs(3)))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "only the event within the limit is in Kafka");
+    assert_eq!(app.events().len(), 1);
+    assert_eq!(records[0].header("ce_id"), app.events()[0]["id"].as_str());
+}

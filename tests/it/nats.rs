@@ -94,3 +94,42 @@ async fn structured_mode_body_is_the_whole_event() {
     assert_eq!(msg.headers.get("Nats-Msg-Id").unwrap().as_str(), whole["id"].as_str().unwrap());
     s.cleanup().await;
 }
+
+/// An event larger than the server's `max_payload` (1 MiB by default) is refused with 413
+/// before any sink has it; a 503 would have its sender retry it forever.
+#[actix_rt::test]
+async fn an_event_over_the_servers_max_payload_is_refused_413_and_published_nowhere() {
+    let url = brokers::nats();
+    let (id, stream) = brokers::nats_names();
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::routes_file(
+        dir.path(),
+        &format!("routes:\n  - name: t\n    to: [{{ sink: nats, subject: \"{id}.{{noun}}.{{verb}}\" }}, {{ sink: file }}]\n"),
+    );
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_NATS_URL", &url)
+            .with("REGBRIDGE_NATS_STREAM", &stream)
+            .with("REGBRIDGE_NATS_SUBJECTS", &format!("{id}.>"))
+            .with("REGBRIDGE_BODY_LIMIT", "2MiB")
+            .with("REGBRIDGE_ROUTES", &routes),
+    )
+    .await;
+    let padding = "x".repeat(1_100_000);
+    let body = format!(
+        r#"{{"type":"PUSH_ARTIFACT","occur_at":1700000000,"operator":"ci","padding":"{padding}","event_data":{{"resources":[{{"digest":"sha256:{:064x}","tag":"v1"}}],"repository":{{"name":"app","namespace":"lib","repo_full_name":"lib/app"}}}}}}"#,
+        1
+    );
+    let reply = app.post_harbor(body.as_bytes(), "application/json").await;
+    assert_eq!(reply.status, 413, "{:?}", reply.body);
+    assert_eq!(reply.body["reason"], "event_too_large");
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(detail.contains("nats message") && detail.contains("limit of 1048576 bytes"), "{detail}");
+    assert!(app.events().is_empty(), "the file sink got a refused event");
+
+    let client = async_nats::connect(&url).await.unwrap();
+    let js = jetstream::new(client);
+    let mut s = js.get_stream(&stream).await.expect("regbridge created the stream");
+    assert_eq!(s.info().await.unwrap().state.messages, 0);
+    js.delete_stream(&stream).await.unwrap();
+}

@@ -36,19 +36,40 @@ impl ClientContext for Context {
     }
 }
 
+/// librdkafka's `message.max.bytes` when not set.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
 pub struct KafkaSink {
     producer: FutureProducer<Context>,
     health: Arc<Mutex<Result<(), String>>>,
+    /// `message.max.bytes`: librdkafka refuses a larger record when it is produced.
+    message_max_bytes: usize,
 }
 
 impl KafkaSink {
     pub fn connect(config: ClientConfig) -> Result<Self, SinkError> {
         let health = Arc::new(Mutex::new(Err("connecting".to_owned())));
+        let message_max_bytes = config
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         let producer = config
             .create_with_context(Context { health: health.clone() })
             .map_err(|e| SinkError::Unavailable { sink: "kafka", reason: e.to_string() })?;
-        Ok(Self { producer, health })
+        Ok(Self { producer, health, message_max_bytes })
     }
+}
+
+/// The size librdkafka holds a record to when it is produced (`rd_kafka_msg_new0`): the largest
+/// record framing (length, attributes, timestamp and offset deltas, key and value lengths and
+/// header count, as varints of their widest), the key, the value, and each header's name and
+/// value with their zigzag-varint lengths.
+pub fn wire_size(d: &Delivery, limit: usize) -> usize {
+    const RECORD_MAX_OVERHEAD: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+    let varint = |n: usize| (64 - ((n as u64) << 1 | 1).leading_zeros() as usize).div_ceil(7);
+    let header = |name: &str, len: usize| name.len() + len + varint(name.len()) + varint(len);
+    let framing = RECORD_MAX_OVERHEAD + d.event.partitionkey().len();
+    encode::message_size(d, framing, |a| a.underscored, header, limit)
 }
 
 /// One record's parts, owned so the enqueue loop can borrow them.
@@ -117,6 +138,11 @@ impl Sink for KafkaSink {
         })
     }
 
+    fn oversized(&self, d: &Delivery) -> Option<(usize, usize)> {
+        let size = wire_size(d, self.message_max_bytes);
+        (size > self.message_max_bytes).then_some((size, self.message_max_bytes))
+    }
+
     fn health(&self) -> Result<(), String> {
         self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -130,5 +156,66 @@ impl Sink for KafkaSink {
                 tracing::warn!(sink = "kafka", error = %e, "flush on shutdown incomplete");
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::producer::{BaseProducer, BaseRecord};
+
+    use super::*;
+    use crate::event::{self, kinds, Envelope, Occurrence, Original};
+    use crate::sinks::Target;
+
+    fn delivery(mode: ContentMode) -> Delivery {
+        let mut occ = Occurrence::new(kinds::ARTIFACT_PUSHED, "evt-1", "PUSH_ARTIFACT");
+        occ.repository = Some("library/nginx".into());
+        occ.tag = Some("1.27".into());
+        let env = Envelope {
+            endpoint: "harbor",
+            registry: "harbor",
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            tracestate: Some("vendor=opaque"),
+            ..Envelope::default()
+        };
+        let body = format!(r#"{{"padding":"{}"}}"#, "x".repeat(3000));
+        let original = Original::compact(body.as_bytes()).unwrap();
+        let event = Arc::new(event::build(&occ, &env, Some(&original)));
+        Delivery { event, target: Target { name: "t".into(), key: None, mode } }
+    }
+
+    /// Whether librdkafka, holding records to `limit`, takes this one. No broker is needed: the
+    /// size is checked when the record is produced.
+    fn accepted(d: &Delivery, limit: usize) -> bool {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("message.max.bytes", limit.to_string())
+            .create()
+            .unwrap();
+        let r = record(d).unwrap();
+        let mut br = BaseRecord::to(&r.topic).payload(r.payload.as_ref()).headers(r.headers);
+        if let Some(key) = &r.key {
+            br = br.key(key.as_str());
+        }
+        match producer.send(br) {
+            Ok(()) => true,
+            Err((e, _)) => {
+                assert_eq!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge), "{e}");
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn wire_size_is_the_size_librdkafka_holds_a_record_to() {
+        for mode in [ContentMode::Binary, ContentMode::Structured] {
+            let d = delivery(mode);
+            // A limit of 0 forces the exact size; a far one may give a bound instead.
+            let size = wire_size(&d, 0);
+            assert!(size > 3000, "{mode:?}: {size}");
+            assert!(wire_size(&d, usize::MAX) >= size, "{mode:?}: a bound is never below the size");
+            assert!(accepted(&d, size), "{mode:?}: {size} bytes refused at a limit of {size}");
+            assert!(!accepted(&d, size - 1), "{mode:?}: {size} bytes taken at a limit of {}", size - 1);
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! is not connected, the shared client publishes.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,8 @@ pub struct NatsSink {
     /// Set once the stream is known to exist and cover our subjects; until then every publish
     /// tries to ensure it (NATS may have been down at start-up).
     stream_ready: AtomicBool,
+    /// The server's `max_payload` (headers and body) as last read; 0 while unknown.
+    max_payload: AtomicUsize,
 }
 
 fn unavailable(reason: impl ToString) -> SinkError {
@@ -90,7 +92,13 @@ impl NatsSink {
     pub async fn connect(config: NatsConfig) -> Result<Self, SinkError> {
         let shared = Arc::new(Conn::open(&config, true).await?);
         let id = NEXT_SINK_ID.fetch_add(1, Ordering::Relaxed);
-        let sink = Self { shared, config, id, stream_ready: AtomicBool::new(false) };
+        let sink = Self {
+            shared,
+            config,
+            id,
+            stream_ready: AtomicBool::new(false),
+            max_payload: AtomicUsize::new(0),
+        };
         if sink.config.mode == Mode::Jetstream {
             if let Err(e) = sink.ensure_stream().await {
                 tracing::warn!(sink = "nats", error = %e, "stream not ready yet; retrying on publish");
@@ -202,6 +210,14 @@ impl NatsSink {
     }
 }
 
+/// The size async-nats holds a message to against the server's `max_payload`: the header block
+/// as it is written (`NATS/1.0` line, a `name: value` line per header, blank line) and the body.
+pub fn wire_size(d: &Delivery, limit: usize) -> usize {
+    let line = |name: &str, len: usize| name.len() + 2 + len + 2;
+    let framing = "NATS/1.0\r\n\r\n".len() + line("Nats-Msg-Id", d.event.id().len());
+    encode::message_size(d, framing, |a| a.dashed, line, limit)
+}
+
 /// Headers of the CloudEvents NATS binding (`ce-` attributes in binary mode) plus
 /// `Nats-Msg-Id`, which JetStream uses to drop redeliveries of the same event.
 pub fn message(d: &Delivery) -> (HeaderMap, Bytes) {
@@ -262,6 +278,19 @@ impl Sink for NatsSink {
         })
     }
 
+    fn oversized(&self, d: &Delivery) -> Option<(usize, usize)> {
+        let known = self.max_payload.load(Ordering::Relaxed);
+        let size = wire_size(d, known);
+        if known != 0 && size <= known {
+            return None;
+        }
+        // Rare: read the limit again (reading clones the server's INFO); the server may have
+        // been unknown until now, or replaced by one with another limit.
+        let limit = self.shared.client.server_info().max_payload;
+        self.max_payload.store(limit, Ordering::Relaxed);
+        (limit != 0 && size > limit).then_some((size, limit))
+    }
+
     fn health(&self) -> Result<(), String> {
         match self.shared.client.connection_state() {
             State::Connected => Ok(()),
@@ -305,7 +334,13 @@ mod tests {
 
     fn delivery(config: &NatsConfig, n: u32) -> Vec<Delivery> {
         let occ = Occurrence::new(kinds::ARTIFACT_PUSHED, format!("evt-{n}"), "PUSH_ARTIFACT");
-        let env = Envelope { endpoint: "harbor", registry: "harbor", ..Envelope::default() };
+        let env = Envelope {
+            endpoint: "harbor",
+            registry: "harbor",
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            tracestate: Some("vendor=opaque"),
+            ..Envelope::default()
+        };
         let subject = config.subjects[0].replace('>', "pushed");
         let target = Target { name: subject, key: None, mode: ContentMode::Binary };
         vec![Delivery { event: Arc::new(event::build(&occ, &env, None)), target }]
@@ -325,6 +360,23 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("NATS is not reachable at {url}; start the test brokers with `scripts/brokers up`");
+    }
+
+    #[test]
+    fn wire_size_counts_the_header_block_and_body_as_they_are_sent() {
+        let config = NatsConfig { url: String::new(), ..config() };
+        for mode in [ContentMode::Binary, ContentMode::Structured] {
+            let mut d = delivery(&config, 1).remove(0);
+            d.target.mode = mode;
+            let (headers, body) = message(&d);
+            // async-nats writes `NATS/1.0\r\n`, `name: value\r\n` per header, then `\r\n`.
+            let lines: usize = headers
+                .iter()
+                .flat_map(|(k, vs)| vs.iter().map(move |v| k.to_string().len() + v.as_str().len() + 4))
+                .sum();
+            assert_eq!(wire_size(&d, 0), 12 + lines + body.len(), "{mode:?}");
+            assert!(wire_size(&d, usize::MAX) >= wire_size(&d, 0), "{mode:?}");
+        }
     }
 
     #[test]
