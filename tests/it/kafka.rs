@@ -14,6 +14,34 @@ async fn read(brokers: &str, topic: &str, want: usize) -> Vec<Record> {
         .unwrap()
 }
 
+/// A topic of its own and a regbridge routing every event to it (with `options` such as
+/// `, mode: structured`) and to the file sink; `env` adds variables.
+struct Setup {
+    app: TestApp,
+    kafka: String,
+    topic: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(prefix: &str, options: &str, env: &[(&str, &str)]) -> Setup {
+    let kafka = brokers::kafka();
+    let topic = brokers::unique(prefix);
+    brokers::create_topic(&kafka, &topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::routes_file(
+        dir.path(),
+        &format!(
+            "routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic}{options} }}, {{ sink: file }}]\n"
+        ),
+    );
+    let mut opts =
+        Options::default().with("REGBRIDGE_KAFKA_BROKERS", &kafka).with("REGBRIDGE_ROUTES", &routes);
+    for (k, v) in env {
+        opts = opts.with(k, v);
+    }
+    Setup { app: spawn_app_with(opts).await, kafka, topic, _dir: dir }
+}
+
 /// The exact binary-mode header set the CloudEvents Kafka binding prescribes for our events.
 #[track_caller]
 pub fn assert_binary_binding(rec: &Record, ev: &Value) {
@@ -37,18 +65,7 @@ pub fn assert_binary_binding(rec: &Record, ev: &Value) {
 
 #[actix_rt::test]
 async fn binary_mode_record_carries_the_binding_exactly() {
-    let kafka = brokers::kafka();
-    let topic = brokers::unique("it-kafka");
-    brokers::create_topic(&kafka, &topic).await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = brokers::routes_file(
-        dir.path(),
-        &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}, {{ sink: file }}]\n"),
-    );
-    let app = spawn_app_with(
-        Options::default().with("REGBRIDGE_KAFKA_BROKERS", &kafka).with("REGBRIDGE_ROUTES", &routes),
-    )
-    .await;
+    let Setup { app, kafka, topic, _dir } = setup("it-kafka", "", &[]).await;
 
     let reply = app.post_root(&fixture("root/image-created.e2e-rendered.json"), "whmsg_k1", true).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
@@ -67,18 +84,7 @@ async fn binary_mode_record_carries_the_binding_exactly() {
 
 #[actix_rt::test]
 async fn structured_mode_and_fan_out_of_several_resources() {
-    let kafka = brokers::kafka();
-    let topic = brokers::unique("it-kafka-structured");
-    brokers::create_topic(&kafka, &topic).await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = brokers::routes_file(
-        dir.path(),
-        &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic}, mode: structured }}, {{ sink: file }}]\n"),
-    );
-    let app = spawn_app_with(
-        Options::default().with("REGBRIDGE_KAFKA_BROKERS", &kafka).with("REGBRIDGE_ROUTES", &routes),
-    )
-    .await;
+    let Setup { app, kafka, topic, _dir } = setup("it-kafka-structured", ", mode: structured", &[]).await;
     let body = br#"{"type":"PUSH_ARTIFACT","occur_at":1680501893,"operator":"ci","event_data":{
         "resources":[{"digest":"sha256:a","tag":"v1","resource_url":"h.example.com/lib/app:v1"},
                      {"digest":"sha256:b","tag":"v2","resource_url":"h.example.com/lib/app:v2"}],
@@ -110,21 +116,8 @@ fn padded_push(n: usize, padding: usize) -> Vec<u8> {
 /// file sink is routed too). Smaller events still flow.
 #[actix_rt::test]
 async fn an_event_over_the_kafka_message_limit_is_refused_413_and_published_nowhere() {
-    let kafka = brokers::kafka();
-    let topic = brokers::unique("it-kafka-size");
-    brokers::create_topic(&kafka, &topic).await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = brokers::routes_file(
-        dir.path(),
-        &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}, {{ sink: file }}]\n"),
-    );
-    let app = spawn_app_with(
-        Options::default()
-            .with("REGBRIDGE_KAFKA_BROKERS", &kafka)
-            .with("REGBRIDGE_KAFKA_MESSAGE_MAX_BYTES", "4000")
-            .with("REGBRIDGE_ROUTES", &routes),
-    )
-    .await;
+    let Setup { app, kafka, topic, _dir } =
+        setup("it-kafka-size", "", &[("REGBRIDGE_KAFKA_MESSAGE_MAX_BYTES", "4000")]).await;
 
     let reply = app.post_harbor(&padded_push(1, 5000), "application/json").await;
     assert_eq!(reply.status, 413, "{:?}", reply.body);
