@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use regbridge::{app::App, config::Config, telemetry::Telemetry};
 
+/// mimalloc rather than glibc's malloc: a webhook makes some 70 short-lived allocations on an HTTP
+/// worker, several of them freed on another thread (the broker clients' own), and glibc's arenas
+/// spent about a fifth of the CPU of a webhook on them. Built with `no_thp`: with transparent huge
+/// pages, its arenas cost 10 MB of RSS at idle for no measurable gain.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Verified container-registry webhooks in, CloudEvents out.
 ///
 /// Receives webhooks from Root (/webhooks/root), Harbor and MSR 4 (/webhooks/harbor), MSR 2.x/3.x
