@@ -248,12 +248,15 @@ impl Serialize for Accepted {
 
 fn media_type(req: &HttpRequest) -> Result<MediaType, IngressError> {
     let raw = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => Ok(MediaType::Json),
-        "application/cloudevents+json" => Ok(MediaType::CloudEvents),
-        "" => Err(IngressError::UnsupportedMediaType("(none)".into())),
-        _ => Err(IngressError::UnsupportedMediaType(essence)),
+    let essence = raw.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(MediaType::Json)
+    } else if essence.eq_ignore_ascii_case("application/cloudevents+json") {
+        Ok(MediaType::CloudEvents)
+    } else if essence.is_empty() {
+        Err(IngressError::UnsupportedMediaType("(none)".into()))
+    } else {
+        Err(IngressError::UnsupportedMediaType(essence.to_ascii_lowercase()))
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::{join_all, BoxFuture};
+use futures_util::future::BoxFuture;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -72,16 +72,17 @@ pub fn wire_size(d: &Delivery, limit: usize) -> usize {
     encode::message_size(d, framing, |a| a.underscored, header, limit)
 }
 
-/// One record's parts, owned so the enqueue loop can borrow them.
-pub struct Record {
-    pub topic: String,
-    pub key: Option<String>,
+/// One record's parts: topic and key borrowed from the delivery, the headers owned (librdkafka
+/// takes them over when the record is produced).
+pub struct Record<'a> {
+    pub topic: &'a str,
+    pub key: &'a str,
     pub payload: Bytes,
     pub headers: OwnedHeaders,
 }
 
 /// The CloudEvents Kafka binding of one delivery.
-pub fn record(d: &Delivery) -> Result<Record, SinkError> {
+pub fn record(d: &Delivery) -> Result<Record<'_>, SinkError> {
     let ev = &d.event;
     let (payload, content_type) = encode::body(ev, d.target.mode);
     if payload.is_empty() {
@@ -98,30 +99,29 @@ pub fn record(d: &Delivery) -> Result<Record, SinkError> {
             headers = headers.insert(Header { key: attribute.underscored, value: Some(value) });
         }
     }
-    Ok(Record { topic: d.target.name.clone(), key: Some(ev.partitionkey().to_owned()), payload, headers })
+    Ok(Record { topic: &d.target.name, key: ev.partitionkey(), payload, headers })
 }
 
 impl Sink for KafkaSink {
     fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
+            // All records are built before any is enqueued: one that cannot be sent fails the
+            // batch with nothing published. Every record is enqueued before the first report is
+            // awaited, so they travel in the same produce requests; the reports are then taken in
+            // order (a webhook carries one event, rarely a few: nothing to gain from polling them
+            // jointly).
             let records = batch.iter().map(record).collect::<Result<Vec<_>, _>>()?;
-            // The headers move into librdkafka; topic, key and payload are copied from borrows.
-            let (parts, headers): (Vec<_>, Vec<_>) =
-                records.into_iter().map(|r| ((r.topic, r.key, r.payload), r.headers)).unzip();
-            let mut pending = Vec::with_capacity(parts.len());
-            for ((topic, key, payload), headers) in parts.iter().zip(headers) {
-                let mut fr = FutureRecord::to(topic).payload(payload.as_ref()).headers(headers);
-                if let Some(k) = key {
-                    fr = fr.key(k);
-                }
+            let mut pending = Vec::with_capacity(records.len());
+            for r in records {
+                let fr = FutureRecord::to(r.topic).payload(r.payload.as_ref()).key(r.key).headers(r.headers);
                 let delivery = self.producer.send_result(fr).map_err(|(e, _)| SinkError::Unavailable {
                     sink: "kafka",
                     reason: format!("enqueue failed: {e}"),
                 })?;
                 pending.push(delivery);
             }
-            for result in join_all(pending).await {
-                match result {
+            for delivery in pending {
+                match delivery.await {
                     Ok(Ok(_)) => {}
                     Ok(Err((e, _))) => {
                         return Err(SinkError::Unavailable { sink: "kafka", reason: e.to_string() })
@@ -193,10 +193,7 @@ mod tests {
             .create()
             .unwrap();
         let r = record(d).unwrap();
-        let mut br = BaseRecord::to(&r.topic).payload(r.payload.as_ref()).headers(r.headers);
-        if let Some(key) = &r.key {
-            br = br.key(key.as_str());
-        }
+        let br = BaseRecord::to(r.topic).payload(r.payload.as_ref()).key(r.key).headers(r.headers);
         match producer.send(br) {
             Ok(()) => true,
             Err((e, _)) => {
