@@ -356,6 +356,25 @@ pub fn targets(rows: &[Row]) -> Vec<(String, Option<bool>)> {
                     None,
                 ));
             }
+            // What the HTTP ceiling and the broker ceiling cost together: a webhook pays both
+            // before regbridge adds anything of its own (verification, parsing, the event).
+            let per: Vec<String> = of(None)
+                .filter_map(|r| {
+                    let bare = find(rows, Target::BareHttp, r.concurrency)?.cpu_us?;
+                    let direct = find(rows, ceiling, r.concurrency)?.cpu_us?;
+                    Some(format!("{}: {:.2}", r.concurrency, r.cpu_us? / (bare + direct)))
+                })
+                .collect();
+            if !per.is_empty() {
+                out.push((
+                    format!(
+                        "{sink}: regbridge CPU/webhook ÷ (bare CPU/request + {} CPU/record) (per conns {})",
+                        ceiling.name(),
+                        per.join(", ")
+                    ),
+                    None,
+                ));
+            }
         }
     }
     out
