@@ -139,7 +139,7 @@ enum Prepared {
 
 /// Verify → normalize → build → route, with no await in between. Kept out of the async `handle`
 /// so that the request, the occurrences and the spans are gone before the deliveries are awaited:
-/// the boxed handler future stays under 1 KiB, which glibc serves from its per-thread cache.
+/// the future actix boxes per request holds only what the await needs.
 fn prepare(
     req: &HttpRequest,
     entry: &EndpointEntry,
