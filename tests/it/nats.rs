@@ -13,7 +13,9 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-async fn setup(mode: &str) -> Setup {
+/// A stream and subjects of the test's own, routed to NATS in `mode` and to the file sink, and
+/// the app on them with `options` besides.
+async fn setup(mode: &str, options: Options) -> Setup {
     let url = brokers::nats();
     let (id, stream) = brokers::nats_names();
     let dir = tempfile::tempdir().unwrap();
@@ -22,7 +24,7 @@ async fn setup(mode: &str) -> Setup {
         &format!("routes:\n  - name: t\n    to: [{{ sink: nats, subject: \"{id}.{{registry}}.{{noun}}.{{verb}}\", mode: {mode} }}, {{ sink: file }}]\n"),
     );
     let app = spawn_app_with(
-        Options::default()
+        options
             .with("REGBRIDGE_NATS_URL", &url)
             .with("REGBRIDGE_NATS_STREAM", &stream)
             .with("REGBRIDGE_NATS_SUBJECTS", &format!("{id}.>"))
@@ -51,7 +53,7 @@ impl Setup {
 
 #[actix_rt::test]
 async fn jetstream_message_carries_the_binding_and_duplicates_are_dropped() {
-    let s = setup("binary").await;
+    let s = setup("binary", Options::default()).await;
     let body = fixture("harbor/synthetic/scanning_completed.cloudevents.with-vulns.json");
     let first = s.app.post_harbor(&body, "application/cloudevents+json").await;
     assert_eq!(first.status, 200, "{:?}", first.body);
@@ -81,7 +83,7 @@ async fn jetstream_message_carries_the_binding_and_duplicates_are_dropped() {
 
 #[actix_rt::test]
 async fn structured_mode_body_is_the_whole_event() {
-    let s = setup("structured").await;
+    let s = setup("structured", Options::default()).await;
     let reply = s.app.post_msr(&fixture("msr/synthetic/tag_delete.json")).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let msg = s.message(1).await;
@@ -99,37 +101,18 @@ async fn structured_mode_body_is_the_whole_event() {
 /// before any sink has it; a 503 would have its sender retry it forever.
 #[actix_rt::test]
 async fn an_event_over_the_servers_max_payload_is_refused_413_and_published_nowhere() {
-    let url = brokers::nats();
-    let (id, stream) = brokers::nats_names();
-    let dir = tempfile::tempdir().unwrap();
-    let routes = brokers::routes_file(
-        dir.path(),
-        &format!("routes:\n  - name: t\n    to: [{{ sink: nats, subject: \"{id}.{{noun}}.{{verb}}\" }}, {{ sink: file }}]\n"),
-    );
-    let app = spawn_app_with(
-        Options::default()
-            .with("REGBRIDGE_NATS_URL", &url)
-            .with("REGBRIDGE_NATS_STREAM", &stream)
-            .with("REGBRIDGE_NATS_SUBJECTS", &format!("{id}.>"))
-            .with("REGBRIDGE_BODY_LIMIT", "2MiB")
-            .with("REGBRIDGE_ROUTES", &routes),
-    )
-    .await;
+    let s = setup("binary", Options::default().with("REGBRIDGE_BODY_LIMIT", "2MiB")).await;
     let padding = "x".repeat(1_100_000);
     let body = format!(
         r#"{{"type":"PUSH_ARTIFACT","occur_at":1700000000,"operator":"ci","padding":"{padding}","event_data":{{"resources":[{{"digest":"sha256:{:064x}","tag":"v1"}}],"repository":{{"name":"app","namespace":"lib","repo_full_name":"lib/app"}}}}}}"#,
         1
     );
-    let reply = app.post_harbor(body.as_bytes(), "application/json").await;
+    let reply = s.app.post_harbor(body.as_bytes(), "application/json").await;
     assert_eq!(reply.status, 413, "{:?}", reply.body);
     assert_eq!(reply.body["reason"], "event_too_large");
     let detail = reply.body["detail"].as_str().unwrap();
     assert!(detail.contains("nats message") && detail.contains("limit of 1048576 bytes"), "{detail}");
-    assert!(app.events().is_empty(), "the file sink got a refused event");
-
-    let client = async_nats::connect(&url).await.unwrap();
-    let js = jetstream::new(client);
-    let mut s = js.get_stream(&stream).await.expect("regbridge created the stream");
-    assert_eq!(s.info().await.unwrap().state.messages, 0);
-    js.delete_stream(&stream).await.unwrap();
+    assert!(s.app.events().is_empty(), "the file sink got a refused event");
+    assert_eq!(s.count().await, 0);
+    s.cleanup().await;
 }
