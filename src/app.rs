@@ -1,22 +1,29 @@
-//! `App`: binds the listener, connects the sinks, runs the server and shuts down in order.
+//! `App`: binds the listener, connects the sinks, opens the outbox and starts its relays, runs
+//! the server and shuts down in order (server, relays, sinks, outbox).
 
 use std::net::TcpListener;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::deliver::Deliver;
 use crate::ingress::{self, Clock, State, StateParts};
+use crate::outbox::relay::Relays;
+use crate::outbox::Outbox;
 use crate::sinks::Sinks;
 use crate::telemetry;
 
-/// A bound, ready-to-run service. Owns the server and, through its state, the sinks.
+/// A bound, ready-to-run service. Owns the server and, through its state, the sinks and the
+/// outbox; the relays run from `build` until the shutdown drains them.
 pub struct App {
     port: u16,
     server: Server,
     state: web::Data<State>,
+    relays: Option<Relays>,
     shutdown_timeout: Duration,
 }
 
@@ -55,10 +62,19 @@ impl AppBuilder {
             Some(s) => s,
             None => Sinks::build(&c.sinks).await.context("connecting sinks")?,
         };
+        let outbox = match c.outbox {
+            Some(settings) => {
+                let names: Vec<&'static str> = sinks.specs().map(|s| s.name).collect();
+                let dir = settings.dir.display().to_string();
+                Some(Outbox::open(settings, &names).with_context(|| format!("opening the outbox in {dir}"))?)
+            }
+            None => None,
+        };
+        let relays = outbox.as_ref().map(|o| Relays::spawn(o, &sinks));
         let state = web::Data::new(State::new(StateParts {
             endpoints: c.endpoints,
             router: c.router,
-            sinks,
+            deliver: Deliver::new(sinks, outbox),
             body_limit: c.body_limit,
             publish_timeout: c.publish_timeout,
             max_in_flight: c.max_in_flight,
@@ -79,7 +95,7 @@ impl AppBuilder {
         if let Some(n) = self.workers {
             server = server.workers(n);
         }
-        Ok(App { port, server: server.run(), state, shutdown_timeout: c.shutdown_timeout })
+        Ok(App { port, server: server.run(), state, relays, shutdown_timeout: c.shutdown_timeout })
     }
 }
 
@@ -102,14 +118,57 @@ impl App {
         self.server.handle()
     }
 
-    /// Serves until a signal or `handle().stop()`, drains in-flight requests, then flushes and
-    /// closes the sinks within the shutdown deadline.
+    /// Serves until a signal or `handle().stop()`, drains in-flight requests, lets the relays
+    /// deliver the outbox for what is left of the shutdown deadline (counted from the signal),
+    /// then flushes and closes the sinks and the outbox.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "regbridge listening");
+        let signalled = signal_time();
         self.server.await.context("http server")?;
-        tracing::info!("http server stopped; closing sinks");
+        let since =
+            signalled.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_else(Instant::now);
+        let deadline = since + self.shutdown_timeout;
+        if let Some(relays) = self.relays {
+            tracing::info!(left = ?deadline.saturating_duration_since(Instant::now()), "http server stopped; relaying the outbox");
+            relays.drain(deadline).await;
+        }
+        tracing::info!("closing sinks");
         self.state.sinks().shutdown(self.shutdown_timeout).await;
+        if let Some(outbox) = self.state.deliver().outbox() {
+            if let Some(writer) = outbox.close() {
+                let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+            }
+            let left: u64 = outbox.status().sinks.iter().map(|q| q.events).sum();
+            if left > 0 {
+                tracing::warn!(events = left, "outbox: undelivered events stay on disk for the next start");
+            }
+        }
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// When SIGTERM or SIGINT arrived (actix stops the server on them; this only notes the time), so
+/// the relays' share of the shutdown deadline is counted from the signal.
+fn signal_time() -> Arc<Mutex<Option<Instant>>> {
+    let at = Arc::new(Mutex::new(None));
+    let noted = at.clone();
+    actix_web::rt::spawn(async move {
+        #[cfg(unix)]
+        let received = {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! { _ = term.recv() => true, _ = int.recv() => true }
+                }
+                _ => false,
+            }
+        };
+        #[cfg(not(unix))]
+        let received = tokio::signal::ctrl_c().await.is_ok();
+        if received {
+            *noted.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        }
+    });
+    at
 }

@@ -3,6 +3,7 @@
 
 mod cloudevent;
 mod original;
+pub mod stored;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -200,12 +201,12 @@ pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<&Original>) 
 
     CloudEvent {
         id: occ.id.clone(),
-        ty: occ.kind.type_name(),
+        ty: occ.kind.type_name().into(),
         source,
         subject,
         time: occ.time,
         time_text,
-        registry: env.registry,
+        registry: env.registry.into(),
         origtype: occ.origtype.clone(),
         partitionkey,
         traceparent: env.traceparent.map(str::to_owned),

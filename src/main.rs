@@ -1,9 +1,11 @@
 //! The `regbridge` binary: parse arguments, set up logging, load configuration, run.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use regbridge::outbox::{self, cli, Action, Request};
 use regbridge::{app::App, config::Config, telemetry::Telemetry};
 
 /// mimalloc rather than glibc's malloc: a webhook makes some 70 short-lived allocations on an HTTP
@@ -36,10 +38,64 @@ enum Command {
     /// Validate the environment and files, print the effective configuration with secrets
     /// masked, and exit non-zero on any error.
     CheckConfig,
+    /// Look at the outbox and act on its dead letters (safe beside a running service).
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Events waiting per sink, their bytes and age, dead letters.
+    Status(Dir),
+    /// List the dead letters with their last error.
+    DeadLetters {
+        #[command(flatten)]
+        dir: Dir,
+        /// Only this sink's.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Include each event (CloudEvents JSON).
+        #[arg(long)]
+        events: bool,
+    },
+    /// Send dead letters again (all, or those with the given event ids).
+    Requeue(Selection),
+    /// Delete dead letters for good (those with the given ids, or `--all`).
+    Discard {
+        #[command(flatten)]
+        selection: Selection,
+        /// Every dead letter of the selected sinks.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+#[derive(Args)]
+struct Dir {
+    /// The outbox directory (default: the configured one, REGBRIDGE_OUTBOX_DIR).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct Selection {
+    #[command(flatten)]
+    dir: Dir,
+    /// Only this sink's dead letters.
+    #[arg(long)]
+    sink: Option<String>,
+    /// Event ids to select (repeatable); none: all.
+    #[arg(long)]
+    id: Vec<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Outbox { command }) = cli.command {
+        return outbox_command(command);
+    }
     // Configuration errors go to stderr before any logging is set up, so they are never lost in
     // a JSON log stream.
     let config = match Config::from_env() {
@@ -57,6 +113,7 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stdout(), "{text}");
             ExitCode::SUCCESS
         }
+        Command::Outbox { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Serve => match actix_web::rt::System::new().block_on(serve(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -73,4 +130,68 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let result = async { App::build(config).await?.run_until_stopped().await }.await;
     telemetry.shutdown();
     result
+}
+
+/// `regbridge outbox …`. The directory comes from `--dir`, else from the configuration (which
+/// then has to load).
+fn outbox_command(command: OutboxCommand) -> ExitCode {
+    Telemetry::init_logging();
+    let dir_of = |d: Dir| -> Result<(PathBuf, u64), String> {
+        let config = Config::from_env();
+        let configured = config.as_ref().ok().and_then(|c| c.outbox.as_ref());
+        let max = configured.map_or(outbox::DEFAULT_MAX_BYTES, |o| o.max_bytes);
+        match (d.dir, configured) {
+            (Some(dir), _) => Ok((dir, max)),
+            (None, Some(o)) => Ok((o.dir.clone(), max)),
+            (None, None) => match config {
+                Err(e) => Err(format!("configuration error: {e} (or name the directory with --dir)")),
+                Ok(_) => Ok((
+                    PathBuf::from(
+                        std::env::var("REGBRIDGE_OUTBOX_DIR").unwrap_or_else(|_| outbox::DEFAULT_DIR.into()),
+                    ),
+                    max,
+                )),
+            },
+        }
+    };
+    let run = || -> Result<serde_json::Value, String> {
+        let apply = |s: Selection, action: Action| -> Result<serde_json::Value, String> {
+            let (dir, max) = dir_of(s.dir)?;
+            let req = Request { action, ids: s.id };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(cli::apply(&dir, s.sink.as_deref(), &req, max))
+        };
+        match command {
+            OutboxCommand::Status(d) => cli::status(&dir_of(d)?.0),
+            OutboxCommand::DeadLetters { dir, sink, events } => {
+                cli::dead_letters(&dir_of(dir)?.0, sink.as_deref(), events)
+            }
+            OutboxCommand::Requeue(s) => apply(s, Action::Requeue),
+            OutboxCommand::Discard { selection, all } => {
+                if selection.id.is_empty() && !all {
+                    return Err("name the dead letters to discard with --id, or pass --all".into());
+                }
+                apply(selection, Action::Discard)
+            }
+        }
+    };
+    match run() {
+        Ok(v) => {
+            let text = serde_json::to_string_pretty(&v).expect("JSON values serialize");
+            let _ = writeln!(std::io::stdout(), "{text}");
+            let failed = v["results"].as_array().is_some_and(|r| r.iter().any(|a| !a["error"].is_null()));
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("regbridge outbox: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -66,7 +66,7 @@ pub fn duration(v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Bytes, with an optional `KiB`/`MiB`/`KB`/`MB` suffix.
+/// Bytes, with an optional `KiB`/`MiB`/`GiB`/`KB`/`MB`/`GB` suffix.
 pub fn size(v: &str) -> Result<usize, String> {
     let v = v.trim();
     let i = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
@@ -75,11 +75,13 @@ pub fn size(v: &str) -> Result<usize, String> {
         "" | "B" => 1,
         "KiB" => 1024,
         "MiB" => 1024 * 1024,
+        "GiB" => 1024 * 1024 * 1024,
         "KB" => 1000,
         "MB" => 1000 * 1000,
-        other => return Err(format!("unknown size unit `{other}` in `{v}` (KiB, MiB, KB, MB)")),
+        "GB" => 1000 * 1000 * 1000,
+        other => return Err(format!("unknown size unit `{other}` in `{v}` (KiB, MiB, GiB, KB, MB, GB)")),
     };
-    Ok(n * mult)
+    n.checked_mul(mult).ok_or_else(|| format!("`{v}` is too large"))
 }
 
 pub fn boolean(v: &str) -> Result<bool, String> {

@@ -39,6 +39,8 @@ pub struct FileConfig {
     /// Sink sections by sink name; each sink validates its own.
     #[serde(default)]
     pub sinks: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub outbox: Option<super::outbox::OutboxFile>,
 }
 
 /// One endpoint in the file. `credentials` may also be spelled `secrets` (Root), `auth`
@@ -104,7 +106,7 @@ pub fn substitute(text: &str, env: &Env) -> Result<String, String> {
 
 /// Accepts a YAML string, number or boolean as text, so `body_limit: 1048576` and
 /// `body_limit: 1MiB` both work and are parsed like the environment variable.
-fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),

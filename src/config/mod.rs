@@ -6,6 +6,7 @@
 
 pub mod env;
 mod file;
+mod outbox;
 mod secret;
 
 use std::net::SocketAddr;
@@ -53,6 +54,8 @@ pub struct Config {
     pub router: Router,
     /// Where the routes came from (`None`: the built-in defaults).
     pub routes_file: Option<PathBuf>,
+    /// `None`: the outbox is off, and a sink that does not confirm in time means 503.
+    pub outbox: Option<crate::outbox::Settings>,
 }
 
 /// One webhook endpoint (`/webhooks/{name}`).
@@ -176,6 +179,8 @@ impl Config {
                 other => Err(format!("unknown content mode `{other}` (valid: binary, structured)")),
             })?;
         let router = router.with_default_mode(content_mode.unwrap_or_default());
+        let has_broker = sinks.iter().any(|s| s.spec().is_broker);
+        let outbox = outbox::settings(env, &file, has_broker)?;
 
         Ok(Self {
             listen,
@@ -187,6 +192,7 @@ impl Config {
             sinks,
             router,
             routes_file,
+            outbox,
         })
     }
 
@@ -211,13 +217,18 @@ impl Config {
             })).collect::<Vec<_>>(),
             "sinks": self.sinks.iter().map(|s| json!({ "type": s.spec().name, "settings": s.describe() })).collect::<Vec<_>>(),
             "routes": { "file": self.routes_file, "rules": self.router.describe() },
+            "outbox": self.outbox.as_ref().map(|o| json!({
+                "dir": o.dir,
+                "max_bytes": o.max_bytes,
+                "max_attempts": o.max_attempts,
+            })),
         })
     }
 }
 
 /// A setting from the variable `var` if set, else from the file's `key`; errors name whichever
 /// one the bad value came from.
-fn layered<T>(
+pub(crate) fn layered<T>(
     env: &Env,
     var: &str,
     key: &str,

@@ -10,6 +10,10 @@ fn err(pairs: &[(&str, &str)]) -> String {
     Config::load(&env(pairs)).unwrap_err().to_string()
 }
 
+fn load(pairs: &[(&str, &str)]) -> Config {
+    Config::load(&env(pairs)).unwrap()
+}
+
 fn endpoint<'a>(c: &'a Config, name: &str) -> &'a Endpoint {
     c.endpoints.iter().find(|e| e.name == name).unwrap()
 }
@@ -104,7 +108,11 @@ fn bad_values_name_their_variable_or_key() {
     for (var, value, needle) in [
         ("REGBRIDGE_LISTEN", "localhost", "host:port"),
         ("REGBRIDGE_BODY_LIMIT", "0", "greater than 0"),
-        ("REGBRIDGE_BODY_LIMIT", "1GB", "unit"),
+        ("REGBRIDGE_BODY_LIMIT", "1TB", "unit"),
+        ("REGBRIDGE_OUTBOX", "maybe", "boolean"),
+        ("REGBRIDGE_OUTBOX_MAX_BYTES", "0", "greater than 0"),
+        ("REGBRIDGE_OUTBOX_MAX_BYTES", "lots", "size"),
+        ("REGBRIDGE_OUTBOX_MAX_ATTEMPTS", "0", "at least 1"),
         ("REGBRIDGE_PUBLISH_TIMEOUT", "0s", "greater than 0"),
         ("REGBRIDGE_SHUTDOWN_TIMEOUT", "soon", "duration"),
         ("REGBRIDGE_ROOT_SIGNATURE_MODE", "v2", "auto, standard, hex"),
@@ -154,4 +162,23 @@ fn value_parsers() {
     assert_eq!(env::size("2MiB").unwrap(), 2 * 1024 * 1024);
     assert_eq!(env::list(" a, ,b ,"), vec!["a", "b"]);
     assert!(env::boolean("yes").unwrap() && !env::boolean("off").unwrap());
+}
+
+#[test]
+fn the_outbox_is_on_by_default_with_a_broker_and_can_be_switched() {
+    let broker = ("REGBRIDGE_NATS_URL", "nats://127.0.0.1:4222");
+    let on = load(&[broker]).outbox.expect("a broker sink: the outbox is on");
+    assert_eq!(on.dir, std::path::PathBuf::from(crate::outbox::DEFAULT_DIR));
+    assert_eq!((on.max_bytes, on.max_attempts), (1 << 30, 5));
+    assert!(load(&[]).outbox.is_none(), "the file sink alone: off");
+    assert!(load(&[broker, ("REGBRIDGE_OUTBOX", "off")]).outbox.is_none());
+    let forced = load(&[
+        ("REGBRIDGE_OUTBOX", "on"),
+        ("REGBRIDGE_OUTBOX_DIR", "/var/lib/rb"),
+        ("REGBRIDGE_OUTBOX_MAX_BYTES", "2GiB"),
+    ])
+    .outbox
+    .unwrap();
+    assert_eq!((forced.dir.to_str(), forced.max_bytes), (Some("/var/lib/rb"), 2 << 30));
+    assert_eq!(load(&[broker]).describe()["outbox"]["max_attempts"], 5);
 }

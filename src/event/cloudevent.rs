@@ -1,6 +1,8 @@
 //! The CloudEvent as regbridge carries it to the sinks: attributes as the text every binding
 //! sends, `data` as JSON bytes rendered once and shared by every sink the event goes to.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
@@ -12,13 +14,14 @@ pub const DATA_CONTENT_TYPE: &str = "application/json";
 #[derive(Clone, Debug, PartialEq)]
 pub struct CloudEvent {
     pub(super) id: String,
-    pub(super) ty: &'static str,
+    /// Borrowed for the events regbridge builds; owned for those read back from the outbox.
+    pub(super) ty: Cow<'static, str>,
     pub(super) source: String,
     pub(super) subject: Option<String>,
     pub(super) time: Option<DateTime<Utc>>,
     /// `time` as RFC 3339 in UTC with `Z`, the form every binding carries.
     pub(super) time_text: Option<String>,
-    pub(super) registry: &'static str,
+    pub(super) registry: Cow<'static, str>,
     pub(super) origtype: String,
     pub(super) partitionkey: String,
     pub(super) traceparent: Option<String>,
@@ -59,8 +62,8 @@ impl CloudEvent {
         &self.id
     }
 
-    pub fn ty(&self) -> &'static str {
-        self.ty
+    pub fn ty(&self) -> &str {
+        &self.ty
     }
 
     pub fn source(&self) -> &str {
@@ -75,8 +78,8 @@ impl CloudEvent {
         self.time
     }
 
-    pub fn registry(&self) -> &'static str {
-        self.registry
+    pub fn registry(&self) -> &str {
+        &self.registry
     }
 
     pub fn origtype(&self) -> &str {
@@ -109,10 +112,10 @@ impl CloudEvent {
             (&SPECVERSION, Some("1.0")),
             (&ID, Some(self.id.as_str())),
             (&SOURCE, Some(self.source.as_str())),
-            (&TYPE, Some(self.ty)),
+            (&TYPE, Some(&*self.ty)),
             (&SUBJECT, self.subject.as_deref()),
             (&TIME, self.time_text.as_deref()),
-            (&REGISTRY, Some(self.registry)),
+            (&REGISTRY, Some(&*self.registry)),
             (&ORIGTYPE, Some(self.origtype.as_str())),
             (&PARTITIONKEY, Some(self.partitionkey.as_str())),
             (&TRACEPARENT, self.traceparent.as_deref()),

@@ -7,7 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::deliver::DeliverError;
 use crate::dialects::DialectError;
+use crate::outbox::OutboxError;
 use crate::sinks::{Oversized, SinkError};
 use crate::verify::VerifyError;
 
@@ -36,8 +38,8 @@ pub enum IngressError {
     Malformed(#[from] DialectError),
     #[error(transparent)]
     EventTooLarge(#[from] Oversized),
-    #[error("not every sink confirmed the event: {0}")]
-    SinkUnavailable(#[from] SinkError),
+    #[error(transparent)]
+    NotDelivered(#[from] DeliverError),
 }
 
 impl IngressError {
@@ -52,7 +54,7 @@ impl IngressError {
             Self::Overloaded => ("overloaded", "Service overloaded"),
             Self::BodyRead(_) | Self::Malformed(_) => ("malformed-payload", "Malformed payload"),
             Self::Unauthorized(_) => ("unauthorized", "Unauthorized"),
-            Self::SinkUnavailable(_) => ("sink-unavailable", "Sink unavailable"),
+            Self::NotDelivered(_) => ("sink-unavailable", "Sink unavailable"),
         }
     }
 
@@ -69,8 +71,10 @@ impl IngressError {
             Self::BodyRead(_) => "body_read_error",
             Self::Unauthorized(e) => e.reason(),
             Self::Malformed(e) => e.reason(),
-            Self::SinkUnavailable(SinkError::Timeout { .. }) => "sink_timeout",
-            Self::SinkUnavailable(_) => "sink_unavailable",
+            Self::NotDelivered(DeliverError::Sink(SinkError::Timeout { .. })) => "sink_timeout",
+            Self::NotDelivered(DeliverError::Sink(_)) => "sink_unavailable",
+            Self::NotDelivered(DeliverError::Spool { error: OutboxError::Full { .. }, .. }) => "outbox_full",
+            Self::NotDelivered(DeliverError::Spool { .. }) => "outbox_unavailable",
         }
     }
 
@@ -78,8 +82,10 @@ impl IngressError {
         match self {
             Self::RateLimited { retry_after, .. } => Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
             Self::Overloaded => Some(1),
+            // A full disk does not clear in seconds; the sender's retries should spread out.
+            Self::NotDelivered(DeliverError::Spool { error: OutboxError::Full { .. }, .. }) => Some(30),
             // Harbor retries on its own schedule; others (and proxies) honour this.
-            Self::SinkUnavailable(_) => Some(2),
+            Self::NotDelivered(_) => Some(2),
             _ => None,
         }
     }
@@ -93,7 +99,7 @@ impl ResponseError for IngressError {
             Self::TooLarge { .. } | Self::EventTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Overloaded | Self::SinkUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::NotDelivered(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyRead(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         }

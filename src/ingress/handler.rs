@@ -12,6 +12,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use super::{EndpointEntry, IngressError, State};
+use crate::deliver::{Delivered, Queued};
 use crate::dialects::{self, MediaType, Normalized};
 use crate::event::{self, CloudEvent, Envelope};
 use crate::route::RouteInput;
@@ -123,8 +124,16 @@ async fn handle(
         Prepared::Answered(response) => return Ok(response),
         Prepared::Deliver { deliveries, accepted } => (deliveries, accepted),
     };
-    state.sinks.deliver(deliveries, state.publish_timeout).await?;
-    Ok(HttpResponse::Ok().json(Answer { status: "accepted", events: accepted }))
+    match state.deliver.deliver(deliveries, state.publish_timeout).await? {
+        Delivered::Confirmed => {
+            Ok(HttpResponse::Ok().json(Answer { status: "accepted", events: accepted, queued: None }))
+        }
+        Delivered::Queued(queued) => Ok(HttpResponse::Accepted().json(Answer {
+            status: "queued",
+            events: accepted,
+            queued: Some(queued),
+        })),
+    }
 }
 
 /// What the synchronous stages made of a request.
@@ -214,19 +223,24 @@ fn prepare(
     });
     span.record("regbridge.target.count", deliveries.len());
     if deliveries.is_empty() {
-        return Ok(Prepared::Answered(
-            HttpResponse::Accepted().json(Answer { status: "unrouted", events: accepted }),
-        ));
+        return Ok(Prepared::Answered(HttpResponse::Accepted().json(Answer {
+            status: "unrouted",
+            events: accepted,
+            queued: None,
+        })));
     }
     state.sinks().admit(&deliveries)?;
     Ok(Prepared::Deliver { deliveries, accepted })
 }
 
-/// The body of a 200/202 answer: `{"status": …, "events": [{"id", "type", "targets"}, …]}`.
+/// The body of a 200/202 answer: `{"status": …, "events": [{"id", "type", "targets"}, …]}`,
+/// plus the sinks whose deliveries were spooled (`"queued": [{"sink", "reason"}, …]`).
 #[derive(Serialize)]
 struct Answer {
     status: &'static str,
     events: Vec<Accepted>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queued: Option<Vec<Queued>>,
 }
 
 /// One event of the answer; it shares the event rather than copying its id.

@@ -18,6 +18,7 @@ pub use error::{IngressError, PROBLEM_PREFIX};
 pub use ratelimit::RateLimiter;
 
 use crate::config::Endpoint;
+use crate::deliver::Deliver;
 use crate::event::Kind;
 use crate::route::Router;
 use crate::sinks::Sinks;
@@ -64,7 +65,7 @@ pub struct State {
     endpoints: HashMap<String, EndpointEntry>,
     in_flight_gauge: metrics::Gauge,
     router: Router,
-    sinks: Sinks,
+    deliver: Deliver,
     body_limit: usize,
     publish_timeout: Duration,
     in_flight: Semaphore,
@@ -76,7 +77,7 @@ pub struct State {
 pub struct StateParts {
     pub endpoints: Vec<Arc<Endpoint>>,
     pub router: Router,
-    pub sinks: Sinks,
+    pub deliver: Deliver,
     pub body_limit: usize,
     pub publish_timeout: Duration,
     pub max_in_flight: usize,
@@ -111,7 +112,7 @@ impl State {
             endpoints,
             in_flight_gauge: metrics::gauge!(names::IN_FLIGHT),
             router: p.router,
-            sinks: p.sinks,
+            deliver: p.deliver,
             body_limit: p.body_limit,
             publish_timeout: p.publish_timeout,
             in_flight: Semaphore::new(p.max_in_flight),
@@ -121,7 +122,11 @@ impl State {
     }
 
     pub fn sinks(&self) -> &Sinks {
-        &self.sinks
+        self.deliver.sinks()
+    }
+
+    pub fn deliver(&self) -> &Deliver {
+        &self.deliver
     }
 
     /// The configured endpoint names, which get static routes.

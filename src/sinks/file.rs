@@ -1,8 +1,7 @@
 //! The embedded default sink: CloudEvents appended as JSON lines to a local file, fsynced.
 //!
-//! One writer thread owns the file. Requests hand it encoded lines over a bounded channel; it
-//! drains everything waiting, writes it, calls `fsync` once for the lot and then answers them all
-//! (group commit), so concurrent webhooks share one disk flush instead of queueing for one each.
+//! One writer thread owns the file ([`GroupCommit`]). Requests hand it encoded lines; it writes
+//! everything waiting, calls `fsync` once for the lot and then answers them all.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -11,13 +10,15 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::{Delivery, Sink, SinkConfig, SinkError, SinkSpec};
 use crate::config::{ConfigError, Env};
+use crate::group_commit::GroupCommit;
 
 pub const SPEC: SinkSpec = SinkSpec {
     name: "file",
+    is_broker: false,
     configure,
     name_field: "",
     key_field: None,
@@ -78,11 +79,10 @@ struct Job {
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// Handle to the writer thread. Dropping the last sender (on shutdown) lets the thread finish the
-/// queue and exit.
+/// Handle to the writer thread. Closing it (on shutdown) lets the thread finish the queue and
+/// exit.
 pub struct FileSink {
-    tx: Mutex<Option<mpsc::Sender<Job>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: GroupCommit<Job>,
     last_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -92,16 +92,15 @@ impl FileSink {
             sink: "file",
             reason: format!("{}: {e}", path.display()),
         };
-        let file = open(path).map_err(unavailable)?;
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut file = open(path).map_err(unavailable)?;
         let last_error = Arc::new(Mutex::new(None));
         let errors = last_error.clone();
         let path = path.to_owned();
-        let writer = std::thread::Builder::new()
-            .name("regbridge-file-sink".into())
-            .spawn(move || write_loop(file, &path, rx, &errors))
-            .map_err(unavailable)?;
-        Ok(Self { tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), last_error })
+        let writer = GroupCommit::spawn("regbridge-file-sink", QUEUE, move |jobs: &mut Vec<Job>| {
+            commit(&mut file, &path, jobs, &errors)
+        })
+        .map_err(unavailable)?;
+        Ok(Self { writer, last_error })
     }
 }
 
@@ -109,29 +108,23 @@ fn open(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-fn write_loop(mut file: File, path: &Path, mut rx: mpsc::Receiver<Job>, errors: &Mutex<Option<String>>) {
-    let mut jobs = Vec::with_capacity(64);
-    while let Some(first) = rx.blocking_recv() {
-        jobs.push(first);
-        while let Ok(more) = rx.try_recv() {
-            jobs.push(more);
+/// Writes every waiting job, syncs once for the lot, then answers them all.
+fn commit(file: &mut File, path: &Path, jobs: &mut Vec<Job>, errors: &Mutex<Option<String>>) {
+    let result = jobs
+        .iter()
+        .try_for_each(|j| file.write_all(&j.bytes))
+        .and_then(|()| file.sync_data())
+        .map_err(|e| format!("{}: {e}", path.display()));
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "file sink write failed");
+        // A failed write may leave the descriptor unusable; reopen for the next batch.
+        if let Ok(f) = open(path) {
+            *file = f;
         }
-        let result = jobs
-            .iter()
-            .try_for_each(|j| file.write_all(&j.bytes))
-            .and_then(|()| file.sync_data())
-            .map_err(|e| format!("{}: {e}", path.display()));
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "file sink write failed");
-            // A failed write may leave the descriptor unusable; reopen for the next batch.
-            if let Ok(f) = open(path) {
-                file = f;
-            }
-        }
-        *errors.lock().unwrap_or_else(|p| p.into_inner()) = result.as_ref().err().cloned();
-        for job in jobs.drain(..) {
-            let _ = job.done.send(result.clone());
-        }
+    }
+    *errors.lock().unwrap_or_else(|p| p.into_inner()) = result.as_ref().err().cloned();
+    for job in jobs.drain(..) {
+        let _ = job.done.send(result.clone());
     }
 }
 
@@ -147,20 +140,23 @@ pub fn lines(batch: &[Delivery]) -> Vec<u8> {
 }
 
 impl Sink for FileSink {
-    fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn publish<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let unavailable = |reason: String| SinkError::Unavailable { sink: "file", reason };
-            let bytes = lines(&batch);
-            let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let tx = tx.ok_or_else(|| unavailable("shutting down".into()))?;
+            if self.writer.is_closed() {
+                return Err(unavailable("shutting down".into()));
+            }
             let (done, confirmed) = oneshot::channel();
-            tx.send(Job { bytes, done }).await.map_err(|_| unavailable("writer stopped".into()))?;
+            self.writer
+                .submit(Job { bytes: lines(batch), done })
+                .await
+                .map_err(|_| unavailable("writer stopped".into()))?;
             confirmed.await.map_err(|_| unavailable("writer stopped".into()))?.map_err(unavailable)
         })
     }
 
     fn health(&self) -> Result<(), String> {
-        if self.tx.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+        if self.writer.is_closed() {
             return Err("shut down".into());
         }
         match &*self.last_error.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -170,8 +166,7 @@ impl Sink for FileSink {
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let writer = self.writer.close();
         Box::pin(async move {
             if let Some(w) = writer {
                 let _ = tokio::task::spawn_blocking(move || w.join()).await;

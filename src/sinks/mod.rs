@@ -32,6 +32,9 @@ pub type Configure = fn(Option<&Value>, &Env) -> Result<Option<Arc<dyn SinkConfi
 /// A kind of sink: how it is configured and what its destinations look like.
 pub struct SinkSpec {
     pub name: &'static str,
+    /// A remote broker (as opposed to a local file): the outbox is on by default when one is
+    /// configured.
+    pub is_broker: bool,
     /// Reads the sink's section of the config file and its environment variables; `Ok(None)` when
     /// the sink is not configured.
     pub configure: Configure,
@@ -72,10 +75,20 @@ pub trait SinkConfig: std::fmt::Debug + Send + Sync {
     fn build(&self) -> BoxFuture<'_, Result<Arc<dyn Sink>, SinkError>>;
 }
 
+/// How long a publish may stay unresolved unless a sink says otherwise (see
+/// [`Sink::confirm_deadline`]).
+pub const DEFAULT_CONFIRM_DEADLINE: Duration = Duration::from_secs(30);
+
 /// A connected sink. Implementations share one connection and reconnect by themselves.
 pub trait Sink: Send + Sync {
     /// Publishes the batch and resolves once the broker (or disk) confirmed every message of it.
-    fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>>;
+    fn publish<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Result<(), SinkError>>;
+    /// By when a publish has certainly resolved by itself (confirmed or failed), so that a retry
+    /// does not put a second copy next to one still in flight. The outbox's relay waits this
+    /// long; the webhook's own budget is shorter.
+    fn confirm_deadline(&self) -> Duration {
+        DEFAULT_CONFIRM_DEADLINE
+    }
     /// `Some((size, limit))` when `d`, as this sink's message, would be larger than the largest
     /// message the sink accepts: no retry could deliver it. Checked for every delivery of a
     /// request before any is published. Sinks without such a limit keep this default.
@@ -116,7 +129,8 @@ pub struct Delivery {
     pub target: Target,
 }
 
-/// Why a sink did not confirm. Either way the webhook gets a 503 and the sender retries.
+/// Why a sink did not confirm: for now (`Unavailable`, `Timeout`: retrying will do) or for good
+/// (`Rejected`: the broker refuses this message until someone changes something).
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("{sink} is unavailable: {reason}")]
@@ -125,6 +139,14 @@ pub enum SinkError {
     Rejected { sink: &'static str, reason: String },
     #[error("{sink} did not confirm within {budget:?}")]
     Timeout { sink: &'static str, budget: Duration },
+}
+
+impl SinkError {
+    /// A refusal that retrying alone cannot change (the outbox dead-letters such entries after
+    /// bounded attempts).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
 }
 
 /// An event larger, as one sink's message, than that sink ever accepts. Retrying cannot help, so
@@ -141,10 +163,10 @@ pub struct Oversized {
 async fn publish(
     name: &'static str,
     entry: &Entry,
-    batch: Vec<Delivery>,
+    batch: &[Delivery],
     budget: Duration,
 ) -> Result<(), SinkError> {
-    let span = publish_span(name, &batch);
+    let span = publish_span(name, batch);
     async move {
         let started = std::time::Instant::now();
         let result = match tokio::time::timeout(budget, entry.sink.publish(batch)).await {
@@ -278,33 +300,33 @@ impl Sinks {
         Ok(())
     }
 
-    /// Publishes every delivery, all sinks concurrently, and succeeds only if all of them confirm
-    /// within `budget`. Deliveries are `(sink name, delivery)` pairs from the router.
-    pub async fn deliver(
+    fn entry(&self, name: &str) -> Result<&Entry, SinkError> {
+        // The router is compiled against the configured sinks, so a miss is a bug.
+        self.sinks.iter().find(|e| e.spec.name == name).ok_or_else(|| SinkError::Unavailable {
+            sink: "unknown",
+            reason: format!("sink `{name}` is not configured"),
+        })
+    }
+
+    /// Publishes `batch` to the sink `name` and succeeds once it confirmed, within `budget`;
+    /// recorded on a producer span and the publish metrics.
+    pub async fn publish(
         &self,
-        deliveries: Vec<(&'static str, Delivery)>,
+        name: &'static str,
+        batch: &[Delivery],
         budget: Duration,
     ) -> Result<(), SinkError> {
-        let mut batches: Vec<(&'static str, &Entry, Vec<Delivery>)> = Vec::new();
-        for (name, d) in deliveries {
-            match batches.iter_mut().find(|(n, _, _)| *n == name) {
-                Some((_, _, batch)) => batch.push(d),
-                None => {
-                    let Some(entry) = self.sinks.iter().find(|e| e.spec.name == name) else {
-                        // The router is compiled against the configured sinks, so this is a bug.
-                        return Err(SinkError::Unavailable { sink: name, reason: "not configured".into() });
-                    };
-                    batches.push((name, entry, vec![d]));
-                }
-            }
-        }
-        // One sink is the common case: awaited directly, without a join.
-        if let [_] = batches.as_slice() {
-            let (name, entry, batch) = batches.pop().expect("one batch");
-            return publish(name, entry, batch, budget).await;
-        }
-        let publishes = batches.into_iter().map(|(name, entry, batch)| publish(name, entry, batch, budget));
-        join_all(publishes).await.into_iter().collect()
+        publish(name, self.entry(name)?, batch, budget).await
+    }
+
+    /// One sink's readiness (see [`Sinks::health`]).
+    pub fn health_of(&self, name: &str) -> Result<(), String> {
+        self.entry(name).map_err(|e| e.to_string())?.sink.health()
+    }
+
+    /// See [`Sink::confirm_deadline`].
+    pub fn confirm_deadline(&self, name: &str) -> Duration {
+        self.entry(name).map_or(DEFAULT_CONFIRM_DEADLINE, |e| e.sink.confirm_deadline())
     }
 
     /// Shuts every sink down, each within `deadline`.

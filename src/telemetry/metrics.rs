@@ -31,6 +31,26 @@ pub mod names {
     pub const PUBLISH_DURATION: &str = "regbridge_publish_duration_seconds";
     /// Gauge `{sink}`: 1 when the sink is connected and usable, else 0.
     pub const SINK_READY: &str = "regbridge_sink_ready";
+    /// Gauge `{sink}`: events in the outbox waiting for the sink.
+    pub const OUTBOX_EVENTS: &str = "regbridge_outbox_events";
+    /// Gauge `{sink}`: bytes of those events on disk.
+    pub const OUTBOX_BYTES: &str = "regbridge_outbox_bytes";
+    /// Gauge `{sink}`: seconds since the oldest of them was spooled (0 when there is none).
+    pub const OUTBOX_OLDEST_AGE: &str = "regbridge_outbox_oldest_age_seconds";
+    /// Gauge `{sink}`: dead letters (refused for good, kept until an operator acts).
+    pub const OUTBOX_DEAD_LETTERS: &str = "regbridge_outbox_dead_letters";
+    /// Counter `{sink}`: events spooled to the outbox.
+    pub const OUTBOX_SPOOLED: &str = "regbridge_outbox_spooled_total";
+    /// Counter `{sink}`: events the relay delivered from the outbox.
+    pub const OUTBOX_REPLAYED: &str = "regbridge_outbox_replayed_total";
+    /// Counter `{sink}`: events moved to the dead letters.
+    pub const OUTBOX_DEAD_LETTERED: &str = "regbridge_outbox_dead_lettered_total";
+    /// Gauge: bytes the outbox takes on disk, every sink's queue and dead letters together.
+    pub const OUTBOX_DISK: &str = "regbridge_outbox_disk_bytes";
+    /// Gauge: `REGBRIDGE_OUTBOX_MAX_BYTES`; spooling is refused (503) beyond it.
+    pub const OUTBOX_CAPACITY: &str = "regbridge_outbox_capacity_bytes";
+    /// Gauge: Kafka topics routed to that do not exist and could not be created.
+    pub const KAFKA_TOPICS_MISSING: &str = "regbridge_kafka_topics_missing";
 }
 
 /// Latency buckets in seconds: fine below 10 ms where a healthy publish lands, coarse up to the

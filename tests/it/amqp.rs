@@ -88,7 +88,7 @@ impl Broker {
 
     /// The next message on `queue`; a confirmed publish is already enqueued, the wait is slack.
     pub async fn next(&self, queue: &ShortString) -> BasicGetMessage {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let got = self.channel.basic_get(queue.clone(), BasicGetOptions { no_ack: true }).await.unwrap();
             match got {
@@ -220,25 +220,67 @@ async fn an_event_larger_than_a_frame_arrives_whole() {
     broker.delete(&exchange).await;
 }
 
+/// Runs `regbridge outbox <args>` against `dir` and returns its JSON output. On a blocking
+/// thread: the service under test runs on this test's runtime and must go on meanwhile.
+async fn outbox_cli(dir: &std::path::Path, args: &[&str]) -> Value {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regbridge"));
+    cmd.arg("outbox").args(args).arg("--dir").arg(dir).env_clear();
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "regbridge outbox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[actix_rt::test]
-async fn unroutable_event_is_refused_and_the_sink_stays_ready() {
+async fn an_unroutable_event_is_dead_lettered_and_requeued_once_a_queue_is_bound() {
     let broker = Broker::connect().await;
     // No queue is bound: regbridge declares the exchange itself and the broker returns the message.
     let exchange = brokers::unique("it-unroutable");
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_with_amqp(&brokers::amqp(), &routes(dir.path(), &exchange, false)).await;
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_AMQP_URL", &brokers::amqp())
+            .with("REGBRIDGE_ROUTES", &routes(dir.path(), &exchange, false))
+            .with("REGBRIDGE_OUTBOX_DIR", &dir.path().join("outbox").display().to_string())
+            .with("REGBRIDGE_OUTBOX_MAX_ATTEMPTS", "2"),
+    )
+    .await;
 
+    // Accepted into the outbox (nothing is lost), with the broker's reason in the answer.
     let reply = app.post_harbor(&fixture(HARBOR_PUSH), "application/json").await;
-    assert_eq!(reply.status, 503, "{:?}", reply.body);
-    assert_eq!(reply.body["type"], "urn:regbridge:problem:sink-unavailable");
-    assert_eq!(reply.body["reason"], "sink_unavailable");
-    let detail = reply.body["detail"].as_str().unwrap();
-    assert!(detail.contains("no queue is bound") && detail.contains(&exchange), "{detail}");
-    assert_eq!(reply.header("retry-after"), Some("2"));
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    assert_eq!(reply.body["queued"][0]["sink"], "amqp");
+    let reason = reply.body["queued"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("no queue is bound") && reason.contains(&exchange), "{reason}");
+    let id = reply.body["events"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(ready_amqp(&app).await, "ok", "a refusal is not an outage");
 
-    let (status, body) = app.get("/readyz").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(ready_amqp(&app).await, "ok");
+    // Refused for good twice: a dead letter, with its last error.
+    let outbox = dir.path().join("outbox");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let dead = outbox_cli(&outbox, &["dead-letters"]).await;
+        if dead.as_array().is_some_and(|d| !d.is_empty()) {
+            break dead;
+        }
+        assert!(Instant::now() < deadline, "no dead letter within 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(dead[0]["id"], id.as_str());
+    assert_eq!(dead[0]["sink"], "amqp");
+    assert_eq!(dead[0]["attempts"], 2);
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("no queue is bound"), "{dead}");
+    let status = outbox_cli(&outbox, &["status"]).await;
+    assert_eq!(status["service_running"], true);
+    assert_eq!(status["sinks"][0]["dead_letters"], 1, "{status}");
+
+    // The cause is fixed; the CLI asks the running service to send it again.
+    let queue = broker.tap(&exchange).await;
+    let requeued = outbox_cli(&outbox, &["requeue", "--sink", "amqp"]).await;
+    assert_eq!(requeued["by"], "running service", "{requeued}");
+    assert_eq!(requeued["results"][0]["entries"], 1, "{requeued}");
+    let m = broker.next(&queue).await;
+    assert_eq!(m.properties.message_id().as_ref().map(|s| s.as_str()), Some(id.as_str()));
+    assert_eq!(outbox_cli(&outbox, &["dead-letters"]).await, serde_json::json!([]));
     broker.delete(&exchange).await;
 }
 
@@ -253,7 +295,14 @@ async fn an_exchange_of_another_type_is_refused_with_the_brokers_words() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_with_amqp(&brokers::amqp(), &routes(dir.path(), &exchange, false)).await;
+    // Without the outbox the sender gets the broker's refusal itself.
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_AMQP_URL", &brokers::amqp())
+            .with("REGBRIDGE_ROUTES", &routes(dir.path(), &exchange, false))
+            .with("REGBRIDGE_OUTBOX", "off"),
+    )
+    .await;
 
     let reply = app.post_harbor(&fixture(HARBOR_PUSH), "application/json").await;
     assert_eq!(reply.status, 503, "{:?}", reply.body);
@@ -340,7 +389,7 @@ async fn wait_ready(app: &TestApp, within: Duration, ok: impl Fn(&Value) -> bool
 }
 
 #[actix_rt::test]
-async fn a_dropped_connection_is_reported_and_restored() {
+async fn a_dropped_connection_is_spooled_through_and_drained_in_order_once_restored() {
     let broker = Broker::connect().await;
     let exchange = brokers::unique("it-reconnect");
     let queue = broker.tap(&exchange).await;
@@ -351,7 +400,7 @@ async fn a_dropped_connection_is_reported_and_restored() {
     uri.authority.host = "127.0.0.1".into();
     uri.authority.port = relay.port;
     let dir = tempfile::tempdir().unwrap();
-    // A long budget, so that "refused at once" below is told apart from "timed out" with room to
+    // A long budget, so that "spooled at once" below is told apart from "timed out" with room to
     // spare on a loaded machine.
     let app = spawn_app_with(
         Options::default()
@@ -360,30 +409,43 @@ async fn a_dropped_connection_is_reported_and_restored() {
             .with("REGBRIDGE_PUBLISH_TIMEOUT", "20s"),
     )
     .await;
-    let body = fixture(HARBOR_PUSH);
 
-    assert_eq!(app.post_harbor(&body, "application/json").await.status, 200);
+    assert_eq!(app.post_harbor(&crate::outbox::push(0, 0), "application/json").await.status, 200);
     broker.next(&queue).await;
 
     relay.cut();
     let state = wait_ready(&app, Duration::from_secs(5), |s| s != "ok").await;
     assert_ne!(state, "ok", "a cut connection must show in /readyz");
-    let (status, _) = app.get("/readyz").await;
-    assert_eq!(status, 503);
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 200, "the outbox has room, so the replica stays ready: {body}");
 
-    // While down, a webhook is refused at once with the reason, not after the publish budget.
-    let started = Instant::now();
-    let reply = app.post_harbor(&body, "application/json").await;
-    assert_eq!(reply.status, 503, "{:?}", reply.body);
-    assert_eq!(reply.body["reason"], "sink_unavailable", "{:?}", reply.body);
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // While down, webhooks are spooled at once (the link is known down), not after the budget.
+    let mut sent = Vec::new();
+    for n in 1..=6 {
+        let started = Instant::now();
+        let reply = app.post_harbor(&crate::outbox::push(n, n % 2), "application/json").await;
+        assert_eq!(reply.status, 202, "{:?}", reply.body);
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        sent.push(reply.body["events"][0]["id"].as_str().unwrap().to_owned());
+    }
+    let (_, body) = app.get("/readyz").await;
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["outbox"]["sinks"]["amqp"]["events"], 6, "{ready}");
 
-    // Back without a restart: the background reconnector brings /readyz back on its own.
+    // Back without a restart: the relay delivers the backlog in order, then the direct path resumes.
     relay.resume();
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let m = broker.next(&queue).await;
+        got.push(m.properties.message_id().as_ref().map(|s| s.to_string()).unwrap());
+    }
+    assert_eq!(got, sent, "the relay keeps the order");
     let state = wait_ready(&app, Duration::from_secs(15), |s| s == "ok").await;
     assert_eq!(state, "ok");
-    assert_eq!(app.post_harbor(&body, "application/json").await.status, 200);
-    let m = broker.next(&queue).await;
-    assert_eq!(m.delivery.routing_key.as_str(), "harbor.artifact.pushed");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.post_harbor(&crate::outbox::push(50, 0), "application/json").await.status != 200 {
+        assert!(Instant::now() < deadline, "the direct path did not resume");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     broker.delete(&exchange).await;
 }

@@ -75,6 +75,11 @@ pub fn nats_names() -> (String, String) {
     (id, stream)
 }
 
+/// A rules file routing every event to Kafka `topic` alone.
+pub fn kafka_routes(dir: &std::path::Path, topic: &str) -> String {
+    routes_file(dir, &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}]\n"))
+}
+
 /// Writes a rules file into `dir` and returns its path.
 pub fn routes_file(dir: &std::path::Path, yaml: &str) -> String {
     let p = dir.join(format!("{}.yaml", unique("routes")));
@@ -108,14 +113,14 @@ impl Record {
     }
 }
 
-/// Reads partition 0 of `topic` from the beginning until `want` records arrived or `within`
+/// Reads every partition of `topic` from the beginning until `want` records arrived or `within`
 /// passed; blocking, so call it from `spawn_blocking` or a plain thread.
 pub fn read_topic(brokers: &str, topic: &str, want: usize, within: Duration) -> Vec<Record> {
     read_topic_until(brokers, topic, within, |records| records.len() >= want)
 }
 
-/// Reads partition 0 of `topic` from the beginning until `done` holds for what arrived, or
-/// `within` passed.
+/// Reads every partition of `topic` from the beginning (records of one partition in order)
+/// until `done` holds for what arrived, or `within` passed.
 pub fn read_topic_until(
     brokers: &str,
     topic: &str,
@@ -128,8 +133,16 @@ pub fn read_topic_until(
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
+    let partitions = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .ok()
+        .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+        .unwrap_or(1)
+        .max(1);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p as i32, Offset::Beginning).unwrap();
+    }
     consumer.assign(&tpl).unwrap();
     let deadline = Instant::now() + within;
     let mut out = Vec::new();
@@ -159,10 +172,40 @@ fn owned(m: &BorrowedMessage<'_>) -> Record {
     }
 }
 
-/// A private Kafka-compatible broker (tansu, in memory) that a test may pause, resume or kill
-/// without disturbing the others. Killed on drop.
+/// A broker process of a test's own, which it may pause and resume without disturbing the
+/// others. Resumed and killed on drop.
+pub struct Private(std::process::Child);
+
+impl Private {
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Freezes the broker: connections stay open but nothing is answered.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A private Kafka-compatible broker (tansu, in memory); `process` pauses and resumes it.
 pub struct PrivateKafka {
-    child: std::process::Child,
+    pub process: Private,
     pub addr: String,
 }
 
@@ -203,31 +246,42 @@ impl PrivateKafka {
             assert!(Instant::now() < deadline, "private tansu did not listen on {addr} within 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, addr }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} failed");
-    }
-
-    /// Freezes the broker: connections stay open but nothing is answered.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    pub fn resume(&self) {
-        self.signal("-CONT");
+        Self { process: Private(child), addr }
     }
 }
 
-impl Drop for PrivateKafka {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A private NATS server with JetStream (Debian's `nats-server`, which `scripts/brokers up`
+/// installs) that a test may pause and resume. Killed on drop.
+pub struct PrivateNats {
+    pub process: Private,
+    pub url: String,
+    _store: tempfile::TempDir,
+}
+
+impl PrivateNats {
+    pub fn start() -> Self {
+        let port = free_port();
+        let store = tempfile::tempdir().unwrap();
+        let bin = ["/usr/sbin/nats-server", "nats-server"]
+            .into_iter()
+            .find(|b| {
+                std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success())
+            })
+            .expect("nats-server is not installed; run `scripts/brokers up` (it installs it)");
+        let child = std::process::Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        let process = Private(child);
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "private nats-server did not listen on {addr} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { process, url: format!("nats://{addr}"), _store: store }
     }
 }

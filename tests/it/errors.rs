@@ -214,7 +214,7 @@ async fn failing_sink_503_and_not_ready() {
 struct Stuck;
 
 impl Sink for Stuck {
-    fn publish(&self, _: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn publish<'a>(&'a self, _: &'a [Delivery]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(std::future::pending())
     }
     fn health(&self) -> Result<(), String> {

@@ -89,6 +89,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let mut env = vec![
         ("REGBRIDGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("REGBRIDGE_FILE_SINK".to_owned(), events_path.display().to_string()),
+        // Each app its own outbox (a directory is locked by the process that has it open).
+        ("REGBRIDGE_OUTBOX_DIR".to_owned(), dir.path().join("outbox").display().to_string()),
         ("REGBRIDGE_SHUTDOWN_TIMEOUT".to_owned(), "5s".to_owned()),
         // A first publish to a fresh broker connection can take seconds on a loaded machine; tests
         // that are about the budget set their own.
@@ -223,16 +225,19 @@ pub async fn wait_ready(client: &awc::Client, base: &str) {
     }
 }
 
-/// Starts the regbridge binary with only `env` set (and a free `REGBRIDGE_LISTEN`), its output
-/// discarded, and waits until it is ready; returns the process and its base URL.
-pub async fn start_binary(env: &[(&str, &str)]) -> (std::process::Child, String) {
+/// Starts the regbridge binary with only `env` set (plus a free `REGBRIDGE_LISTEN` and its outbox
+/// in `dir/outbox`, unless `env` names one), its log appended to `dir/regbridge.log`, and waits
+/// until it is ready; returns the process and its base URL.
+pub async fn start_binary(env: &[(&str, &str)], dir: &std::path::Path) -> (std::process::Child, String) {
     let port = crate::brokers::free_port();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("regbridge.log")).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_regbridge"))
         .env_clear()
         .env("REGBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("REGBRIDGE_OUTBOX_DIR", dir.join("outbox"))
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");

@@ -143,3 +143,81 @@ async fn an_event_over_the_kafka_message_limit_is_refused_413_and_published_nowh
     .unwrap();
     assert_eq!(records.len(), 1, "only the event within the limit is in Kafka");
 }
+
+/// A regbridge routing to `topic` of a fresh broker (which has no topics and does not create
+/// them by itself).
+async fn on_fresh_broker(
+    kafka: &brokers::PrivateKafka,
+    topic: &str,
+    env: &[(&str, &str)],
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::routes_file(
+        dir.path(),
+        &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}]\n"),
+    );
+    let mut opts =
+        Options::default().with("REGBRIDGE_KAFKA_BROKERS", &kafka.addr).with("REGBRIDGE_ROUTES", &routes);
+    for (k, v) in env {
+        opts = opts.with(k, v);
+    }
+    (spawn_app_with(opts).await, dir)
+}
+
+/// `/readyz` once its Kafka entry names `topic` as missing (the connection may still be coming up).
+async fn readyz_naming(app: &TestApp, topic: &str) -> (u16, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = app.get("/readyz").await;
+        let ready: Value = serde_json::from_str(&body).unwrap();
+        let kafka = ready["sinks"]["kafka"].as_str().unwrap_or("");
+        if kafka.contains(&format!("topic `{topic}` does not exist")) {
+            return (status, ready);
+        }
+        assert!(std::time::Instant::now() < deadline, "/readyz never named {topic}: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_missing_topic_is_created_and_the_first_webhook_delivered() {
+    let kafka = brokers::PrivateKafka::start();
+    let topic = brokers::unique("it-create");
+    let (app, _dir) = on_fresh_broker(&kafka, &topic, &[]).await;
+    let r = app.post_harbor(&fixture("harbor/push_artifact.default.json"), "application/json").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let recs = read(&kafka.addr, &topic, 1).await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].header("ce_id"), r.body["events"][0]["id"].as_str());
+}
+
+#[actix_rt::test]
+async fn with_creation_off_a_missing_topic_is_named_in_the_answer_and_readyz() {
+    let kafka = brokers::PrivateKafka::start();
+    let topic = brokers::unique("it-missing");
+    let body = fixture("harbor/push_artifact.default.json");
+
+    // Outbox off: the sender gets the cause, by name.
+    let (app, _dir) = on_fresh_broker(
+        &kafka,
+        &topic,
+        &[("REGBRIDGE_KAFKA_CREATE_TOPICS", "false"), ("REGBRIDGE_OUTBOX", "off")],
+    )
+    .await;
+    let r = app.post_harbor(&body, "application/json").await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("topic `{topic}` does not exist")), "{detail}");
+    let (status, ready) = readyz_naming(&app, &topic).await;
+    assert_eq!(status, 503, "{ready}");
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(metrics.lines().any(|l| l.starts_with("regbridge_kafka_topics_missing ")), "{metrics}");
+
+    // Outbox on: kept, with the cause named in the answer; the replica stays ready.
+    let (app, _dir2) = on_fresh_broker(&kafka, &topic, &[("REGBRIDGE_KAFKA_CREATE_TOPICS", "false")]).await;
+    let r = app.post_harbor(&body, "application/json").await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert!(r.body["queued"][0]["reason"].as_str().unwrap().contains(&topic), "{:?}", r.body);
+    let (status, ready) = readyz_naming(&app, &topic).await;
+    assert_eq!(status, 200, "{ready}");
+}

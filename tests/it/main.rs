@@ -14,6 +14,7 @@ mod msr;
 mod nats;
 mod otel;
 mod outage;
+mod outbox;
 mod root;
 
 use serde_json::Value;

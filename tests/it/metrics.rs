@@ -33,7 +33,11 @@ async fn counters_follow_accepted_and_rejected_requests() {
         format!("endpoints:\n  {endpoint}:\n    dialect: harbor\n    auth: [\"{HARBOR_AUTH}\"]\n"),
     )
     .unwrap();
-    let app = spawn_app_with(Options::default().with("REGBRIDGE_CONFIG", config.to_str().unwrap())).await;
+    // The outbox on (it is by default only with a broker), so its series are exported too.
+    let app = spawn_app_with(
+        Options::default().with("REGBRIDGE_CONFIG", config.to_str().unwrap()).with("REGBRIDGE_OUTBOX", "on"),
+    )
+    .await;
     let path = format!("/webhooks/{endpoint}");
     let json = ("content-type", "application/json");
     let auth = ("authorization", HARBOR_AUTH);
@@ -87,6 +91,20 @@ async fn counters_follow_accepted_and_rejected_requests() {
         .is_some_and(|n| n >= 2.0));
     assert_eq!(sample(&text, "regbridge_sink_ready", &[("sink", "file")]), Some(1.0));
     assert!(sample(&text, "regbridge_requests_in_flight", &[]).is_some());
+    // Process-wide series that other tests' apps also set: present, whatever their values.
+    for name in [
+        "regbridge_outbox_events",
+        "regbridge_outbox_bytes",
+        "regbridge_outbox_oldest_age_seconds",
+        "regbridge_outbox_dead_letters",
+        "regbridge_outbox_spooled_total",
+        "regbridge_outbox_replayed_total",
+        "regbridge_outbox_dead_lettered_total",
+    ] {
+        assert!(sample(&text, name, &[("sink", "file")]).is_some(), "{name}");
+    }
+    assert!(sample(&text, "regbridge_outbox_disk_bytes", &[]).is_some());
+    assert!(sample(&text, "regbridge_outbox_capacity_bytes", &[]).is_some());
     assert!(!text.contains(HARBOR_AUTH), "no secret in metrics");
 
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("exported-metrics.prom");

@@ -75,16 +75,19 @@ async fn webhook_span_tree_continues_the_callers_trace_into_events_and_messages(
         &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}, {{ sink: file }}]\n"),
     );
     let events = events_file.display().to_string();
-    let (mut child, base) = start_binary(&[
-        ("REGBRIDGE_ROOT_SECRETS", ROOT_SECRET),
-        ("REGBRIDGE_KAFKA_BROKERS", &kafka),
-        ("REGBRIDGE_FILE_SINK", &events),
-        ("REGBRIDGE_ROUTES", &routes),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
-    ])
+    let (mut child, base) = start_binary(
+        &[
+            ("REGBRIDGE_ROOT_SECRETS", ROOT_SECRET),
+            ("REGBRIDGE_KAFKA_BROKERS", &kafka),
+            ("REGBRIDGE_FILE_SINK", &events),
+            ("REGBRIDGE_ROUTES", &routes),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+        ],
+        dir.path(),
+    )
     .await;
     let client = awc::Client::default();
 

@@ -30,23 +30,36 @@ async fn ids_in(brokers: &str, topic: &str, expected: &HashSet<String>) -> HashS
     ids(&records)
 }
 
-fn kafka_routes(dir: &std::path::Path, topic: &str) -> String {
-    brokers::routes_file(dir, &format!("routes:\n  - name: t\n    to: [{{ sink: kafka, topic: {topic} }}]\n"))
+/// A private Kafka with a topic of its own, and a regbridge routing every event to it with a 1 s
+/// publish budget and `options`.
+pub struct KafkaApp {
+    pub kafka: PrivateKafka,
+    pub topic: String,
+    pub app: TestApp,
+    _dir: tempfile::TempDir,
 }
 
-#[actix_rt::test]
-async fn paused_broker_gets_503_within_the_budget_and_recovers_without_restart() {
+pub async fn kafka_app(prefix: &str, options: Options) -> KafkaApp {
     let kafka = PrivateKafka::start();
-    let topic = brokers::unique("it-outage");
+    let topic = brokers::unique(prefix);
     brokers::create_topic(&kafka.addr, &topic).await;
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_with(
-        Options::default()
+        options
             .with("REGBRIDGE_KAFKA_BROKERS", &kafka.addr)
-            .with("REGBRIDGE_ROUTES", &kafka_routes(dir.path(), &topic))
+            .with("REGBRIDGE_ROUTES", &brokers::kafka_routes(dir.path(), &topic))
             .with("REGBRIDGE_PUBLISH_TIMEOUT", "1s"),
     )
     .await;
+    KafkaApp { kafka, topic, app, _dir: dir }
+}
+
+/// With the outbox off, a sink that does not confirm is the sender's to retry: 503 within the
+/// budget (the outbox's own tests are in `outbox.rs`).
+#[actix_rt::test]
+async fn without_the_outbox_a_paused_broker_gets_503_within_the_budget_and_recovers() {
+    let KafkaApp { kafka, topic, app, .. } =
+        kafka_app("it-outage", Options::default().with("REGBRIDGE_OUTBOX", "off")).await;
     let mut acknowledged = HashSet::new();
     let mut ack = |r: &Reply| {
         if r.status == 200 {
@@ -68,7 +81,7 @@ async fn paused_broker_gets_503_within_the_budget_and_recovers_without_restart()
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    kafka.pause();
+    kafka.process.pause();
     for n in 1..=3 {
         let started = Instant::now();
         let r = app.post_harbor(&delivery(n), "application/json").await;
@@ -79,7 +92,7 @@ async fn paused_broker_gets_503_within_the_budget_and_recovers_without_restart()
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
-    kafka.resume();
+    kafka.process.resume();
     // Same process, same producer: it reconnects by itself. Retry as a sender would.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut recovered = false;
@@ -107,19 +120,22 @@ async fn sigterm_lets_in_flight_requests_finish_and_every_2xx_is_in_the_broker()
     let topic = brokers::unique("it-sigterm");
     brokers::create_topic(&kafka.addr, &topic).await;
     let dir = tempfile::tempdir().unwrap();
-    let routes = kafka_routes(dir.path(), &topic);
-    let (mut child, base) = start_binary(&[
-        ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
-        ("REGBRIDGE_KAFKA_BROKERS", &kafka.addr),
-        ("REGBRIDGE_ROUTES", &routes),
-        ("REGBRIDGE_PUBLISH_TIMEOUT", "10s"),
-        ("REGBRIDGE_SHUTDOWN_TIMEOUT", "15s"),
-    ])
+    let routes = brokers::kafka_routes(dir.path(), &topic);
+    let (mut child, base) = start_binary(
+        &[
+            ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
+            ("REGBRIDGE_KAFKA_BROKERS", &kafka.addr),
+            ("REGBRIDGE_ROUTES", &routes),
+            ("REGBRIDGE_PUBLISH_TIMEOUT", "10s"),
+            ("REGBRIDGE_SHUTDOWN_TIMEOUT", "15s"),
+        ],
+        dir.path(),
+    )
     .await;
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
 
     // Freeze the broker so the requests are certainly in flight when the signal arrives.
-    kafka.pause();
+    kafka.process.pause();
     let requests: Vec<_> = (0..20)
         .map(|n| {
             let req = client
@@ -137,7 +153,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_every_2xx_is_in_the_broker()
     tokio::time::sleep(Duration::from_millis(500)).await;
     sigterm(&child);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    kafka.resume();
+    kafka.process.resume();
 
     let mut acknowledged = HashSet::new();
     for r in requests {
@@ -168,13 +184,16 @@ async fn sigterm_after_the_workers_published_to_nats_exits_cleanly() {
         &format!("routes:\n  - name: t\n    to: [{{ sink: nats, subject: \"{id}.{{noun}}.{{verb}}\" }}]\n"),
     );
     let subjects = format!("{id}.>");
-    let (mut child, base) = start_binary(&[
-        ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
-        ("REGBRIDGE_NATS_URL", &url),
-        ("REGBRIDGE_NATS_STREAM", &stream),
-        ("REGBRIDGE_NATS_SUBJECTS", &subjects),
-        ("REGBRIDGE_ROUTES", &routes),
-    ])
+    let (mut child, base) = start_binary(
+        &[
+            ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
+            ("REGBRIDGE_NATS_URL", &url),
+            ("REGBRIDGE_NATS_STREAM", &stream),
+            ("REGBRIDGE_NATS_SUBJECTS", &subjects),
+            ("REGBRIDGE_ROUTES", &routes),
+        ],
+        dir.path(),
+    )
     .await;
 
     // Spread over a second, on fresh connections, so every worker serves some after its own

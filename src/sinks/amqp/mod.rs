@@ -23,6 +23,7 @@ use crate::config::{ConfigError, Env, Secret};
 
 pub const SPEC: SinkSpec = SinkSpec {
     name: "amqp",
+    is_broker: true,
     configure,
     name_field: "exchange",
     key_field: Some("routing_key"),

@@ -312,7 +312,7 @@ async fn keep_alive(shared: Weak<Shared>) {
 }
 
 impl Sink for AmqpSink {
-    fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn publish<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let shared = &self.shared;
             let messages = batch.iter().map(message::encode).collect::<Result<Vec<_>, _>>()?;

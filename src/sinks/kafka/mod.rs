@@ -5,8 +5,10 @@
 //! (`REGBRIDGE_KAFKA_SASL_MECHANISM` → `sasl.mechanism`), so SASL and TLS need no code here.
 
 mod sink;
+mod topics;
 
 pub use sink::{record, Record};
+pub use topics::TopicSettings;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::config::{ConfigError, Env};
 
 pub const SPEC: SinkSpec = SinkSpec {
     name: "kafka",
+    is_broker: true,
     configure,
     name_field: "topic",
     key_field: None,
@@ -53,18 +56,29 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("client.id", "regbridge"),
 ];
 
+/// regbridge's own `REGBRIDGE_KAFKA_*` variables; every other one is a librdkafka setting.
+const ENV_CREATE_TOPICS: &str = "REGBRIDGE_KAFKA_CREATE_TOPICS";
+const ENV_PARTITIONS: &str = "REGBRIDGE_KAFKA_TOPIC_PARTITIONS";
+const ENV_REPLICATION: &str = "REGBRIDGE_KAFKA_TOPIC_REPLICATION_FACTOR";
+const OWN: &[&str] = &["BROKERS", "CREATE_TOPICS", "TOPIC_PARTITIONS", "TOPIC_REPLICATION_FACTOR"];
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSection {
     brokers: Option<String>,
     #[serde(default)]
     settings: BTreeMap<String, String>,
+    create_topics: Option<bool>,
+    topic_partitions: Option<i32>,
+    topic_replication_factor: Option<i32>,
 }
 
-/// librdkafka settings, defaults first, then the file's, then the environment's.
+/// librdkafka settings, defaults first, then the file's, then the environment's; and how
+/// missing topics are handled.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     settings: BTreeMap<String, String>,
+    topics: TopicSettings,
 }
 
 fn configure(section: Option<&Value>, env: &Env) -> Result<Option<Arc<dyn SinkConfig>>, ConfigError> {
@@ -80,11 +94,30 @@ fn configure(section: Option<&Value>, env: &Env) -> Result<Option<Arc<dyn SinkCo
     settings.insert("bootstrap.servers".into(), brokers);
     settings.extend(file.settings);
     for (suffix, value) in env.prefixed(ENV_PREFIX) {
-        if suffix != "BROKERS" {
+        if !OWN.contains(&suffix) {
             settings.insert(suffix.to_ascii_lowercase().replace('_', "."), value.to_owned());
         }
     }
-    let config = KafkaConfig { settings };
+    let count = |v: &str| match v.parse::<i32>() {
+        Ok(n) if n == -1 || n > 0 => Ok(n),
+        _ => Err(format!("`{v}` is not a positive number (or -1 for the broker's default)")),
+    };
+    let defaults = TopicSettings::default();
+    let topics = TopicSettings {
+        create: env
+            .parse(ENV_CREATE_TOPICS, crate::config::env::boolean)?
+            .or(file.create_topics)
+            .unwrap_or(defaults.create),
+        partitions: env
+            .parse(ENV_PARTITIONS, count)?
+            .or(file.topic_partitions)
+            .unwrap_or(defaults.partitions),
+        replication_factor: env
+            .parse(ENV_REPLICATION, count)?
+            .or(file.topic_replication_factor)
+            .unwrap_or(defaults.replication_factor),
+    };
+    let config = KafkaConfig { settings, topics };
     // librdkafka checks names and values when a client is created; do it now so a typo stops
     // start-up (and check-config) instead of the first publish.
     config
@@ -122,12 +155,18 @@ impl SinkConfig for KafkaConfig {
             .iter()
             .map(|(k, v)| (k.clone(), Value::from(if is_secret(k) { "[redacted]" } else { v.as_str() })))
             .collect();
-        json!({ "librdkafka": settings })
+        json!({
+            "librdkafka": settings,
+            "create_topics": self.topics.create,
+            "topic_partitions": self.topics.partitions,
+            "topic_replication_factor": self.topics.replication_factor,
+        })
     }
 
     fn build(&self) -> BoxFuture<'_, Result<Arc<dyn Sink>, SinkError>> {
         Box::pin(async move {
-            sink::KafkaSink::connect(self.client_config()).map(|s| Arc::new(s) as Arc<dyn Sink>)
+            sink::KafkaSink::connect(self.client_config(), self.topics.clone())
+                .map(|s| Arc::new(s) as Arc<dyn Sink>)
         })
     }
 }
@@ -159,6 +198,39 @@ mod tests {
         assert_eq!(s["enable.idempotence"], "true");
         assert_eq!(s["sasl.password"], "[redacted]");
         assert!(!d.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn topic_settings_are_regbridge_s_own_and_not_passed_to_librdkafka() {
+        let env: Env = [
+            ("REGBRIDGE_KAFKA_BROKERS", "k:9092"),
+            ("REGBRIDGE_KAFKA_CREATE_TOPICS", "false"),
+            ("REGBRIDGE_KAFKA_TOPIC_PARTITIONS", "6"),
+            ("REGBRIDGE_KAFKA_TOPIC_REPLICATION_FACTOR", "3"),
+        ]
+        .into_iter()
+        .collect();
+        let d = configure(None, &env).unwrap().unwrap().describe();
+        assert_eq!(
+            (&d["create_topics"], &d["topic_partitions"], &d["topic_replication_factor"]),
+            (&json!(false), &json!(6), &json!(3))
+        );
+        assert!(d["librdkafka"].get("create.topics").is_none(), "{d}");
+        let defaults =
+            configure(None, &[("REGBRIDGE_KAFKA_BROKERS", "k:9092")].into_iter().collect()).unwrap().unwrap();
+        let d = defaults.describe();
+        assert_eq!(
+            (&d["create_topics"], &d["topic_partitions"]),
+            (&json!(true), &json!(-1)),
+            "broker defaults"
+        );
+        let bad: Env = [("REGBRIDGE_KAFKA_BROKERS", "k:9092"), ("REGBRIDGE_KAFKA_TOPIC_PARTITIONS", "0")]
+            .into_iter()
+            .collect();
+        assert!(configure(None, &bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with("REGBRIDGE_KAFKA_TOPIC_PARTITIONS"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
+use super::topics::{TopicSettings, Topics};
 use crate::sinks::{encode, ContentMode, Delivery, Sink, SinkError};
 
 /// Follows broker connectivity from librdkafka's statistics and error callbacks, for `/readyz`.
@@ -39,24 +40,51 @@ impl ClientContext for Context {
 /// librdkafka's `message.max.bytes` when not set.
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
+/// librdkafka's `message.timeout.ms` when not set.
+const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 300_000;
+
 pub struct KafkaSink {
     producer: FutureProducer<Context>,
     health: Arc<Mutex<Result<(), String>>>,
+    topics: Topics,
     /// `message.max.bytes`: librdkafka refuses a larger record when it is produced.
     message_max_bytes: usize,
+    /// `message.timeout.ms`: every delivery report arrives within it.
+    message_timeout: Duration,
 }
 
 impl KafkaSink {
-    pub fn connect(config: ClientConfig) -> Result<Self, SinkError> {
+    pub fn connect(config: ClientConfig, topics: TopicSettings) -> Result<Self, SinkError> {
         let health = Arc::new(Mutex::new(Err("connecting".to_owned())));
-        let message_max_bytes = config
-            .get("message.max.bytes")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+        let setting = |name: &str| config.get(name).and_then(|v| v.trim().parse::<u64>().ok());
+        let message_max_bytes =
+            setting("message.max.bytes").map_or(DEFAULT_MESSAGE_MAX_BYTES, |n| n as usize);
+        let message_timeout =
+            Duration::from_millis(setting("message.timeout.ms").unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS));
         let producer = config
             .create_with_context(Context { health: health.clone() })
             .map_err(|e| SinkError::Unavailable { sink: "kafka", reason: e.to_string() })?;
-        Ok(Self { producer, health, message_max_bytes })
+        let topics = Topics::new(topics, config);
+        Ok(Self { producer, health, topics, message_max_bytes, message_timeout })
+    }
+}
+
+/// A delivery failure as the outbox must treat it: refused for good when no retry of the same
+/// record can succeed (too large, not authorized, a topic that cannot be), else for now.
+fn delivery_error(e: &KafkaError) -> SinkError {
+    use RDKafkaErrorCode as C;
+    let reason = e.to_string();
+    match e.rdkafka_error_code() {
+        Some(
+            C::MessageSizeTooLarge
+            | C::InvalidTopic
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::InvalidRecord
+            | C::InvalidRequiredAcks
+            | C::PolicyViolation,
+        ) => SinkError::Rejected { sink: "kafka", reason },
+        _ => SinkError::Unavailable { sink: "kafka", reason },
     }
 }
 
@@ -103,7 +131,7 @@ pub fn record(d: &Delivery) -> Result<Record<'_>, SinkError> {
 }
 
 impl Sink for KafkaSink {
-    fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn publish<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             // All records are built before any is enqueued: one that cannot be sent fails the
             // batch with nothing published. Every record is enqueued before the first report is
@@ -111,21 +139,26 @@ impl Sink for KafkaSink {
             // order (a webhook carries one event, rarely a few: nothing to gain from polling them
             // jointly).
             let records = batch.iter().map(record).collect::<Result<Vec<_>, _>>()?;
+            let mut checked: Option<&str> = None;
+            for r in &records {
+                if checked != Some(r.topic) {
+                    self.topics.ensure(&self.producer, r.topic).await?;
+                    checked = Some(r.topic);
+                }
+            }
             let mut pending = Vec::with_capacity(records.len());
             for r in records {
                 let fr = FutureRecord::to(r.topic).payload(r.payload.as_ref()).key(r.key).headers(r.headers);
-                let delivery = self.producer.send_result(fr).map_err(|(e, _)| SinkError::Unavailable {
-                    sink: "kafka",
-                    reason: format!("enqueue failed: {e}"),
+                let delivery = self.producer.send_result(fr).map_err(|(e, _)| match delivery_error(&e) {
+                    permanent @ SinkError::Rejected { .. } => permanent,
+                    _ => SinkError::Unavailable { sink: "kafka", reason: format!("enqueue failed: {e}") },
                 })?;
                 pending.push(delivery);
             }
             for delivery in pending {
                 match delivery.await {
                     Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => {
-                        return Err(SinkError::Unavailable { sink: "kafka", reason: e.to_string() })
-                    }
+                    Ok(Err((e, _))) => return Err(delivery_error(&e)),
                     Err(_) => {
                         return Err(SinkError::Unavailable {
                             sink: "kafka",
@@ -143,8 +176,19 @@ impl Sink for KafkaSink {
         (size > self.message_max_bytes).then_some((size, self.message_max_bytes))
     }
 
+    fn confirm_deadline(&self) -> Duration {
+        // librdkafka reports every record by `message.timeout.ms`; a retry before that could
+        // queue a second copy behind one still in flight.
+        self.message_timeout + Duration::from_secs(5)
+    }
+
     fn health(&self) -> Result<(), String> {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let connection = self.health.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match (connection, self.topics.health()) {
+            (Ok(()), topics) => topics,
+            (Err(c), Ok(())) => Err(c),
+            (Err(c), Err(t)) => Err(format!("{c}; {t}")),
+        }
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

@@ -19,6 +19,7 @@ use crate::config::{ConfigError, Env};
 
 pub const SPEC: SinkSpec = SinkSpec {
     name: "nats",
+    is_broker: true,
     configure,
     name_field: "subject",
     key_field: None,

@@ -239,7 +239,7 @@ pub fn message(d: &Delivery) -> (HeaderMap, Bytes) {
 }
 
 impl Sink for NatsSink {
-    fn publish(&self, batch: Vec<Delivery>) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn publish<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let conn = self.conn();
             if !conn.connected() {
@@ -249,7 +249,7 @@ impl Sink for NatsSink {
                 Mode::Jetstream => {
                     self.ensure_stream().await?;
                     let mut acks = Vec::with_capacity(batch.len());
-                    for d in &batch {
+                    for d in batch {
                         let (headers, body) = message(d);
                         let ack = conn
                             .js
@@ -263,7 +263,7 @@ impl Sink for NatsSink {
                     }
                 }
                 Mode::Core => {
-                    for d in &batch {
+                    for d in batch {
                         let (headers, body) = message(d);
                         conn.client
                             .publish_with_headers(d.target.name.clone(), headers, body)
@@ -386,7 +386,7 @@ mod tests {
             let config = config();
             let sink = connected(config.clone()).await;
             // The first publish goes through the shared client and starts this thread's own.
-            sink.publish(delivery(&config, 1)).await.unwrap();
+            sink.publish(&delivery(&config, 1)).await.unwrap();
             let mut own = None;
             for _ in 0..50 {
                 own = sink.thread_client().filter(|c| c.connected());
@@ -397,7 +397,7 @@ mod tests {
             }
             let own = own.expect("the thread's client connects");
             let (shared_before, own_before) = (sent(&sink.shared), sent(&own));
-            sink.publish(delivery(&config, 2)).await.unwrap();
+            sink.publish(&delivery(&config, 2)).await.unwrap();
             assert_eq!(sent(&sink.shared), shared_before, "the shared client stays idle");
             assert_eq!(sent(&own), own_before + 1, "the thread's client publishes");
             let mut stream = sink.shared.js.get_stream(&config.stream).await.unwrap();
@@ -413,7 +413,7 @@ mod tests {
             let config = config();
             let sink = connected(config.clone()).await;
             for n in 0..3 {
-                sink.publish(delivery(&config, n)).await.unwrap();
+                sink.publish(&delivery(&config, n)).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             assert!(sink.thread_client().is_none());

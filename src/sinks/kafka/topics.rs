@@ -1,0 +1,192 @@
+//! Topics: looked up in the cluster's metadata before the first record to each, created when
+//! missing (unless switched off), and remembered, so that a missing topic is a named cause
+//! rather than a delivery that never confirms.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::ClientContext;
+
+use crate::sinks::SinkError;
+use crate::telemetry::names;
+
+/// How regbridge treats topics it routes to but finds missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSettings {
+    /// Create missing topics (off for clusters where regbridge has no such right).
+    pub create: bool,
+    /// Partitions and replication factor of created topics; -1: the broker's defaults.
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self { create: true, partitions: -1, replication_factor: -1 }
+    }
+}
+
+/// A missing topic is looked up again after this long (an operator may have created it).
+const RECHECK: Duration = Duration::from_secs(5);
+/// Bound on one metadata lookup or creation.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The topics known to exist, and those known missing with why and since when.
+pub struct Topics {
+    settings: TopicSettings,
+    config: ClientConfig,
+    known: RwLock<HashSet<String>>,
+    missing: Mutex<HashMap<String, (Instant, String)>>,
+    admin: Mutex<Option<std::sync::Arc<AdminClient<DefaultClientContext>>>>,
+    gauge: metrics::Gauge,
+}
+
+fn rejected(reason: String) -> SinkError {
+    SinkError::Rejected { sink: "kafka", reason }
+}
+
+fn unavailable(reason: String) -> SinkError {
+    SinkError::Unavailable { sink: "kafka", reason }
+}
+
+impl Topics {
+    /// `config` is the producer's (the admin client, made on first need, connects alike).
+    pub fn new(settings: TopicSettings, config: ClientConfig) -> Self {
+        Self {
+            settings,
+            config,
+            known: RwLock::default(),
+            missing: Mutex::default(),
+            admin: Mutex::default(),
+            gauge: metrics::gauge!(names::KAFKA_TOPICS_MISSING),
+        }
+    }
+
+    /// `Ok` once `topic` exists (looked up, or created); a topic that cannot be had is refused
+    /// for good (`Rejected`, naming it), a lookup that cannot complete is `Unavailable`.
+    pub async fn ensure<C: ClientContext + 'static>(
+        &self,
+        producer: &FutureProducer<C>,
+        topic: &str,
+    ) -> Result<(), SinkError> {
+        if self.known.read().unwrap_or_else(PoisonError::into_inner).contains(topic) {
+            return Ok(());
+        }
+        if let Some((at, why)) = self.missing.lock().unwrap_or_else(PoisonError::into_inner).get(topic) {
+            if at.elapsed() < RECHECK {
+                return Err(rejected(why.clone()));
+            }
+        }
+        let found = self.lookup(producer, topic).await?;
+        let outcome = match (found, self.settings.create) {
+            (true, _) => Ok(()),
+            (false, true) => self.create(topic).await,
+            (false, false) => Err(format!(
+                "topic `{topic}` does not exist and creating topics is off (REGBRIDGE_KAFKA_CREATE_TOPICS)"
+            )),
+        };
+        match outcome {
+            Ok(()) => {
+                self.known.write().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned());
+                let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
+                if missing.remove(topic).is_some() {
+                    tracing::info!(sink = "kafka", topic, "topic is available now");
+                }
+                self.gauge.set(missing.len() as f64);
+                Ok(())
+            }
+            Err(why) => {
+                let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
+                if missing.insert(topic.to_owned(), (Instant::now(), why.clone())).is_none() {
+                    tracing::error!(sink = "kafka", topic, reason = %why, "topic missing: events routed to it are not delivered");
+                }
+                self.gauge.set(missing.len() as f64);
+                Err(rejected(why))
+            }
+        }
+    }
+
+    /// Whether the cluster's metadata lists `topic` (a blocking call, run aside).
+    async fn lookup<C: ClientContext + 'static>(
+        &self,
+        producer: &FutureProducer<C>,
+        topic: &str,
+    ) -> Result<bool, SinkError> {
+        let (producer, name) = (producer.clone(), topic.to_owned());
+        let looked_up = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(Some(&name), LOOKUP_TIMEOUT)
+        })
+        .await
+        .map_err(|e| unavailable(format!("topic lookup: {e}")))?;
+        let metadata =
+            looked_up.map_err(|e| unavailable(format!("looking up topic `{topic}` in the cluster: {e}")))?;
+        let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(false) };
+        match t.error().map(RDKafkaErrorCode::from) {
+            None => Ok(!t.partitions().is_empty()),
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => Ok(false),
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
+                Err(rejected(format!("topic `{topic}`: not authorized to describe it")))
+            }
+            Some(e @ RDKafkaErrorCode::InvalidTopic) => Err(rejected(format!("topic `{topic}`: {e}"))),
+            Some(e) => Err(unavailable(format!("looking up topic `{topic}`: {e}"))),
+        }
+    }
+
+    async fn create(&self, topic: &str) -> Result<(), String> {
+        let admin = {
+            let mut slot = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*slot {
+                Some(a) => a.clone(),
+                None => {
+                    let a = std::sync::Arc::new(
+                        self.config
+                            .create::<AdminClient<DefaultClientContext>>()
+                            .map_err(|e| e.to_string())?,
+                    );
+                    *slot = Some(a.clone());
+                    a
+                }
+            }
+        };
+        let s = &self.settings;
+        let new = NewTopic::new(topic, s.partitions, TopicReplication::Fixed(s.replication_factor));
+        let options = AdminOptions::new().request_timeout(Some(LOOKUP_TIMEOUT));
+        let results = admin
+            .create_topics([&new], &options)
+            .await
+            .map_err(|e| format!("topic `{topic}` does not exist and creating it failed: {e}"))?;
+        match results.into_iter().next() {
+            Some(Ok(_)) => {
+                tracing::info!(
+                    sink = "kafka",
+                    topic,
+                    partitions = s.partitions,
+                    replication_factor = s.replication_factor,
+                    "created Kafka topic"
+                );
+                Ok(())
+            }
+            // Created meanwhile by someone else: just as good.
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
+            Some(Err((_, e))) => Err(format!("topic `{topic}` does not exist and creating it failed: {e}")),
+            None => Err(format!("topic `{topic}` does not exist and the broker did not answer its creation")),
+        }
+    }
+
+    /// `Err` naming the topics known to be missing, for `/readyz`.
+    pub fn health(&self) -> Result<(), String> {
+        let missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut reasons: Vec<&str> = missing.values().map(|(_, why)| why.as_str()).collect();
+        reasons.sort_unstable();
+        Err(reasons.join("; "))
+    }
+}
