@@ -93,6 +93,8 @@ pub enum Normalized {
 pub enum DialectError {
     #[error("body is not valid JSON: {0}")]
     InvalidJson(#[source] serde_json::Error),
+    #[error("body is not valid JSON: not UTF-8 from byte {offset} on")]
+    NotUtf8 { offset: usize },
     #[error("payload lacks `{0}`")]
     Missing(&'static str),
     #[error("`{field}` is invalid: {reason}")]
@@ -103,7 +105,7 @@ impl DialectError {
     /// Stable machine-readable reason for problem bodies, logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::InvalidJson(_) => "invalid_json",
+            Self::InvalidJson(_) | Self::NotUtf8 { .. } => "invalid_json",
             Self::Missing(_) => "missing_field",
             Self::Invalid { .. } => "invalid_field",
         }
@@ -118,6 +120,13 @@ pub fn normalize(
     req: &VerifiedRequest,
     keep_original: bool,
 ) -> Result<(Normalized, Option<Original>), DialectError> {
+    // JSON is UTF-8 (RFC 8259), and everything downstream carries parts of the body as text. A
+    // dialect that skips the fields it does not read (Root's borrowed parse) would otherwise let
+    // a stray byte through into `data.original`, and every consumer's parser would choke on it.
+    // Checked here, once, for every dialect.
+    if let Err(e) = std::str::from_utf8(req.body()) {
+        return Err(DialectError::NotUtf8 { offset: e.valid_up_to() });
+    }
     let input = Input::new(endpoint, req.media(), req.body());
     let normalized = (dialect.normalize)(&input)?;
     if let Normalized::Events(occurrences) = &normalized {
@@ -273,3 +282,6 @@ pub(crate) fn parse_reference(reference: &str) -> ImageRef {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod properties;

@@ -109,6 +109,38 @@ async fn malformed_400() {
     assert!(app.events().is_empty());
 }
 
+/// `fixture` with `bad` (raw bytes) in place of the text `marker`.
+fn spoiled(fixture_path: &str, marker: &str, bad: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(fixture(fixture_path)).unwrap();
+    let (head, tail) = text.split_once(marker).unwrap_or_else(|| panic!("{marker} not in {fixture_path}"));
+    [head.as_bytes(), bad, tail.as_bytes()].concat()
+}
+
+/// A correctly signed (or authorized) body with a byte that is not UTF-8, in a field the dialect
+/// does not even read, is refused before any dialect sees it: it would otherwise reach consumers
+/// inside `data.original` and break every JSON parser.
+#[actix_rt::test]
+async fn bodies_that_are_not_utf8_are_refused_400_by_every_dialect_and_publish_nothing() {
+    let app = spawn_app().await;
+    let root = "root/image-created.e2e-rendered.json";
+    let note = spoiled(root, r#""specversion""#, b"\"x-note\":\"caf\xe9 \xff\",\"specversion\"");
+    let content_type = spoiled(root, "application/json", b"appl\xc4cation/json");
+    for body in [note, content_type] {
+        let r = app.post_root(&body, "msg-not-utf8", false).await;
+        assert_problem(&r, 400, "malformed-payload", "invalid_json");
+        let offset = std::str::from_utf8(&body).unwrap_err().valid_up_to();
+        assert!(r.body["detail"].as_str().unwrap().contains(&format!("byte {offset}")), "{:?}", r.body);
+    }
+    let harbor =
+        spoiled("harbor/push_artifact.default.json", r#""operator""#, b"\"note\":\"\xff\",\"operator\"");
+    let r = app.post_harbor(&harbor, "application/json").await;
+    assert_problem(&r, 400, "malformed-payload", "invalid_json");
+    let msr = spoiled("msr/tag_push.dtr-2.4-docs.json", r#""type""#, b"\"note\":\"\xff\",\"type\"");
+    let r = app.post_msr(&msr).await;
+    assert_problem(&r, 400, "malformed-payload", "invalid_json");
+    assert!(app.events().is_empty(), "nothing refused is published");
+}
+
 #[actix_rt::test]
 async fn unknown_or_disabled_endpoint_404_and_wrong_method_405() {
     let app = spawn_app_with(Options::default().with("REGBRIDGE_HARBOR_AUTH", "")).await;

@@ -1,0 +1,243 @@
+//! Property test: every fixture of every dialect, mutated the ways a hostile or broken sender
+//! would (flipped and inserted bytes, bytes that are not UTF-8, unpaired surrogate escapes, cuts,
+//! repeats). Whatever the body, each event that would be published is valid UTF-8 JSON that
+//! parses as a CloudEvent, its `data` (the binary-mode body) parses as JSON, and its attributes
+//! hold no control character.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{normalize, MediaType, Normalized, REGISTRY};
+use crate::event::{self, Envelope};
+use crate::verify::{UnverifiedRequest, Verifier};
+
+/// Mutated bodies tried per fixture; every run tries the same ones (fixed seed).
+const CASES: usize = 400;
+
+/// SplitMix64: small, fast, and the same sequence on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Byte sequences a sender might slip in: not UTF-8, a lone surrogate escape, control
+/// characters raw and escaped, structure.
+const SPOILERS: &[&[u8]] = &[
+    b"\xff",
+    b"\xe9",
+    b"\xc4",
+    b"\xed\xa0\x80",
+    b"\\ud800",
+    b"\\udfff",
+    b"\\u0000",
+    b"\n",
+    b"\x01",
+    b"\"",
+    b"\\",
+    b"{",
+    b"}",
+    b",",
+];
+
+fn mutate(rng: &mut Rng, body: &[u8]) -> Vec<u8> {
+    let mut b = body.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let at = rng.below(b.len() + 1);
+        match rng.below(6) {
+            0 if !b.is_empty() => {
+                let i = at.min(b.len() - 1);
+                b[i] = rng.next() as u8;
+            }
+            1 => {
+                let spoiler = SPOILERS[rng.below(SPOILERS.len())];
+                b.splice(at..at, spoiler.iter().copied());
+            }
+            2 => {
+                // Right after an opening quote: inside a string the dialect may not read.
+                if let Some(q) = b.iter().skip(at).position(|&c| c == b'"').map(|q| q + at + 1) {
+                    let spoiler = SPOILERS[rng.below(5)];
+                    b.splice(q..q, spoiler.iter().copied());
+                }
+            }
+            3 => {
+                let end = (at + rng.below(16)).min(b.len());
+                b.drain(at..end);
+            }
+            4 => {
+                let end = (at + rng.below(32)).min(b.len());
+                let copy = b[at..end].to_vec();
+                b.splice(at..at, copy);
+            }
+            _ => b.truncate(at),
+        }
+    }
+    b
+}
+
+fn fixtures(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            fixtures(&p, out);
+        } else if p.extension().is_some_and(|x| x == "json") {
+            out.push(p);
+        }
+    }
+}
+
+#[track_caller]
+fn assert_publishable(ev: &event::CloudEvent, what: &str) {
+    let json = ev.to_json();
+    let text = std::str::from_utf8(&json).unwrap_or_else(|e| panic!("{what}: event is not UTF-8: {e}"));
+    let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: event is not JSON: {e}"));
+    for attr in ["specversion", "id", "type", "source"] {
+        assert!(v[attr].is_string(), "{what}: `{attr}` missing: {text}");
+    }
+    assert!(v["data"].is_object(), "{what}: `data` is not an object");
+    let data: Value =
+        serde_json::from_slice(ev.data()).unwrap_or_else(|e| panic!("{what}: data is not JSON: {e}"));
+    assert_eq!(data, v["data"], "{what}");
+    for (a, value) in ev.attributes() {
+        assert!(!value.chars().any(char::is_control), "{what}: `{}` holds a control character", a.name);
+    }
+}
+
+#[test]
+fn whatever_the_body_every_published_event_is_a_valid_cloudevent() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut rng = Rng(0x5EED_2026);
+    let (mut tried, mut accepted) = (0usize, 0usize);
+    for dialect in REGISTRY {
+        let mut files = Vec::new();
+        fixtures(&root.join(dialect.name), &mut files);
+        files.sort();
+        assert!(!files.is_empty(), "{}: no fixtures", dialect.name);
+        for file in files {
+            let body = std::fs::read(&file).unwrap();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            let media = if dialect.name == "root" || name.contains("cloudevents") {
+                MediaType::CloudEvents
+            } else {
+                MediaType::Json
+            };
+            for case in 0..CASES {
+                let mutated = mutate(&mut rng, &body);
+                let req = UnverifiedRequest {
+                    headers: &Default::default(),
+                    query: "",
+                    media,
+                    body: Bytes::from(mutated.clone()),
+                    now: 0,
+                };
+                let verified = Verifier::Unauthenticated.verify(req).unwrap();
+                tried += 1;
+                let Ok((Normalized::Events(occurrences), original)) =
+                    normalize(dialect, dialect.name, &verified, true)
+                else {
+                    continue;
+                };
+                accepted += 1;
+                let what =
+                    format!("{} {name} case {case} ({:?})", dialect.name, String::from_utf8_lossy(&mutated));
+                assert!(std::str::from_utf8(&mutated).is_ok(), "{what}: accepted a body that is not UTF-8");
+                let env = Envelope { endpoint: dialect.name, registry: dialect.name, ..Envelope::default() };
+                for occ in &occurrences {
+                    assert_publishable(&event::build(occ, &env, original.as_ref()), &what);
+                }
+            }
+        }
+    }
+    // The mutations must leave room for acceptance, or the test would prove nothing.
+    assert!(accepted * 20 > tried, "only {accepted} of {tried} mutated bodies were accepted");
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_refused_by_every_dialect_naming_the_offset() {
+    // `@` marks where the raw bytes go (a raw string literal cannot hold them).
+    let bodies: [(&str, &str, &[u8], MediaType); 4] = [
+        (
+            "root",
+            r#"{"specversion":"1.0","type":"io.root.cr.image.created.v1","source":"https://cr.root.io","id":"e1","x-note":"@","data":{"image_repo":"python","image_tag":"3.13"}}"#,
+            b"caf\xe9 \xff",
+            MediaType::CloudEvents,
+        ),
+        (
+            "root",
+            r#"{"specversion":"1.0","type":"io.root.cr.image.created.v1","source":"https://cr.root.io","id":"e1","datacontenttype":"@","data":{"image_repo":"python","image_tag":"3.13"}}"#,
+            b"appl\xc4cation/json",
+            MediaType::CloudEvents,
+        ),
+        (
+            "harbor",
+            r#"{"type":"PUSH_ARTIFACT","occur_at":1,"note":"@","event_data":{"resources":[{"tag":"v1"}],"repository":{"repo_full_name":"a/b"}}}"#,
+            b"\xff",
+            MediaType::Json,
+        ),
+        (
+            "msr",
+            r#"{"type":"TAG_PUSH","createdAt":"2026-01-01T00:00:00Z","note":"@","contents":{"namespace":"a","repository":"b","tag":"v1"}}"#,
+            b"\xff",
+            MediaType::Json,
+        ),
+    ];
+    for (name, template, bad, media) in bodies {
+        let (head, tail) = template.split_once('@').unwrap();
+        let body = [head.as_bytes(), bad, tail.as_bytes()].concat();
+        let body = body.as_slice();
+        let dialect = super::by_name(name).unwrap();
+        let req = UnverifiedRequest {
+            headers: &Default::default(),
+            query: "",
+            media,
+            body: Bytes::copy_from_slice(body),
+            now: 0,
+        };
+        let verified = Verifier::Unauthenticated.verify(req).unwrap();
+        let offset = std::str::from_utf8(body).unwrap_err().valid_up_to();
+        match normalize(dialect, name, &verified, true) {
+            Err(e @ super::DialectError::NotUtf8 { .. }) => {
+                assert_eq!(e.reason(), "invalid_json");
+                assert!(e.to_string().contains(&format!("byte {offset}")), "{e}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unpaired_surrogate_escapes_are_refused_by_every_dialect() {
+    let bodies: [(&str, &[u8], MediaType); 4] = [
+        ("root", br#"{"specversion":"1.0","type":"io.root.cr.image.created.v1","source":"https://cr.root.io","id":"e1","x-note":"\ud800","data":{"image_repo":"python","image_tag":"3.13"}}"#, MediaType::CloudEvents),
+        ("harbor", br#"{"type":"PUSH_ARTIFACT","occur_at":1,"note":"\udc00 x","event_data":{"resources":[{"tag":"v1"}],"repository":{"repo_full_name":"a/b"}}}"#, MediaType::Json),
+        ("harbor", br#"{"specversion":"1.0","type":"harbor.artifact.pushed","source":"/projects/1/webhook/policies/1","id":"e2","note":"\ud800\u0041","data":{"resources":[{"tag":"v1"}],"repository":{"repo_full_name":"a/b"}}}"#, MediaType::CloudEvents),
+        ("msr", br#"{"type":"TAG_PUSH","createdAt":"2026-01-01T00:00:00Z","note":"\ud83d","contents":{"namespace":"a","repository":"b","tag":"v1"}}"#, MediaType::Json),
+    ];
+    for (name, body, media) in bodies {
+        let dialect = super::by_name(name).unwrap();
+        let req = UnverifiedRequest {
+            headers: &Default::default(),
+            query: "",
+            media,
+            body: Bytes::from_static(body),
+            now: 0,
+        };
+        let verified = Verifier::Unauthenticated.verify(req).unwrap();
+        match normalize(dialect, name, &verified, true) {
+            Err(e) => assert_eq!(e.reason(), "invalid_json", "{name}: {e}"),
+            Ok(other) => panic!("{name}: accepted {other:?}"),
+        }
+    }
+}
