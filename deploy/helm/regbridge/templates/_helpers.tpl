@@ -111,3 +111,85 @@ With no broker at all regbridge falls back to the file sink, so `file` is then a
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* The outbox directory: its own mount inside the data directory (the working directory). */}}
+{{- define "regbridge.outboxDir" -}}
+/var/lib/regbridge/outbox
+{{- end }}
+
+{{/*
+Where the outbox lives, from outbox.*: "volumeClaimTemplate" (a claim per replica, made by a
+StatefulSet), "existingClaim" (one claim, so one replica), "emptyDir" (lost with the pod), or
+empty when the outbox is off.
+*/}}
+{{- define "regbridge.outboxStorage" -}}
+{{- $o := .Values.outbox }}
+{{- if not $o.enabled }}
+{{- else if not $o.persistence.enabled }}emptyDir
+{{- else if $o.persistence.existingClaim }}existingClaim
+{{- else }}volumeClaimTemplate
+{{- end }}
+{{- end }}
+
+{{/*
+StatefulSet only when each replica needs a claim of its own: a Deployment's pods all share one
+pod template and so one claim, and the outbox directory is locked by one process.
+*/}}
+{{- define "regbridge.workloadKind" -}}
+{{- ternary "StatefulSet" "Deployment" (eq (include "regbridge.outboxStorage" .) "volumeClaimTemplate") }}
+{{- end }}
+
+{{/*
+A size as a string: YAML reads an unquoted 1073741824 as a float, which would print as
+1.073741824e+09 and mean nothing to regbridge or Kubernetes.
+*/}}
+{{- define "regbridge.size" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) }}{{ int64 . }}{{ else }}{{ toString . | trim }}{{ end }}
+{{- end }}
+
+{{/*
+Bytes in a size, in regbridge's units (512MiB, 1GB) or an integer Kubernetes quantity (2Gi, 500M);
+empty when it is neither (a fractional or exponent quantity), and then the caller skips its check.
+*/}}
+{{- define "regbridge.bytes" -}}
+{{- $v := include "regbridge.size" . }}
+{{- $units := dict "" 1 "B" 1 "KB" 1000 "MB" 1000000 "GB" 1000000000 "KiB" 1024 "MiB" 1048576 "GiB" 1073741824
+  "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- if regexMatch "^[0-9]+ *[A-Za-z]*$" $v }}
+{{- $n := regexReplaceAll "^([0-9]+) *([A-Za-z]*)$" $v "${1}" }}
+{{- $unit := regexReplaceAll "^([0-9]+) *([A-Za-z]*)$" $v "${2}" }}
+{{- if hasKey $units $unit }}{{ mul (atoi $n) (get $units $unit) }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuses outbox settings regbridge would stop on at start-up, or that would lose its point: two
+processes cannot share one directory, and a volume no bigger than outbox.maxBytes fills up with
+ENOSPC (writes failing) before regbridge's own limit answers a clean 503 outbox_full.
+*/}}
+{{- define "regbridge.validateOutbox" -}}
+{{- $o := .Values.outbox }}
+{{- if $o.enabled }}
+{{- $max := include "regbridge.size" $o.maxBytes }}
+{{- if not (regexMatch "^[0-9]+ *(B|KB|MB|GB|KiB|MiB|GiB)?$" $max) }}
+{{- fail (printf "outbox.maxBytes %q: use bytes or B, KiB, MiB, GiB, KB, MB, GB (regbridge's units; Kubernetes' Gi is not one)" $max) }}
+{{- end }}
+{{- if lt (int $o.maxAttempts) 1 }}
+{{- fail "outbox.maxAttempts must be at least 1" }}
+{{- end }}
+{{- $storage := include "regbridge.outboxStorage" . }}
+{{- if eq $storage "existingClaim" }}
+{{- if .Values.autoscaling.enabled }}
+{{- fail "outbox.persistence.existingClaim is one directory, which only one regbridge process can hold: set autoscaling.enabled=false and replicaCount=1 (or leave existingClaim empty for a claim per replica)" }}
+{{- end }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail (printf "outbox.persistence.existingClaim is one directory, which only one regbridge process can hold, but replicaCount is %d: set it to 1 (or leave existingClaim empty for a claim per replica)" (int .Values.replicaCount)) }}
+{{- end }}
+{{- else }}
+{{- $size := include "regbridge.bytes" $o.persistence.size }}
+{{- if and $size (le (atoi $size) (atoi (include "regbridge.bytes" $max))) }}
+{{- fail (printf "outbox.persistence.size %s must exceed outbox.maxBytes %s: the file system needs room of its own" (include "regbridge.size" $o.persistence.size) $max) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
