@@ -76,51 +76,54 @@ impl Deliver {
         budget: Duration,
     ) -> Result<Delivered, DeliverError> {
         let started = Instant::now();
-        let batches = by_sink(deliveries);
+        let mut batches = by_sink(deliveries);
         let Some(outbox) = &self.outbox else {
             self.publish_all(&batches, budget).await.into_iter().try_for_each(|(_, r)| r)?;
             return Ok(Delivered::Confirmed);
         };
+        let publish_budget = budget.saturating_sub(spool_reserve(budget));
+        // Behind a backlog, a delivery waits its turn: publishing it now would overtake the
+        // entries of the same repository that are still queued.
+        let behind = |sink: &'static str| {
+            outbox.behind(sink).map(|t| (t, format!("{sink} has a backlog in the outbox")))
+        };
+        // One sink and no backlog is the common case: no bookkeeping for several.
+        if let [(sink, _)] = batches.as_slice() {
+            let sink = *sink;
+            let (_, batch) = batches.pop().expect("one batch");
+            let spool = match behind(sink) {
+                Some((ticket, reason)) => (sink, batch, ticket, reason),
+                None => match self.sinks.publish(sink, &batch, publish_budget).await {
+                    Ok(()) => return Ok(Delivered::Confirmed),
+                    Err(e) => {
+                        let reason = e.to_string();
+                        let ticket = outbox.enter(sink, &reason).ok_or(DeliverError::Sink(e))?;
+                        (sink, batch, ticket, reason)
+                    }
+                },
+            };
+            return spool_all(outbox, vec![spool], budget.saturating_sub(started.elapsed())).await;
+        }
         let mut spools: Vec<Spool> = Vec::new();
         let mut direct = Vec::with_capacity(batches.len());
         for (sink, batch) in batches {
-            // Behind a backlog, a delivery waits its turn: publishing it now would overtake the
-            // entries of the same repository that are still queued.
-            match outbox.behind(sink) {
-                Some(ticket) => {
-                    spools.push((sink, batch, ticket, format!("{sink} has a backlog in the outbox")))
-                }
+            match behind(sink) {
+                Some((ticket, reason)) => spools.push((sink, batch, ticket, reason)),
                 None => direct.push((sink, batch)),
             }
         }
-        let publish_budget = budget.saturating_sub(spool_reserve(budget));
         let results = self.publish_all(&direct, publish_budget).await;
         for ((sink, batch), (_, result)) in direct.into_iter().zip(results) {
             if let Err(e) = result {
                 let reason = e.to_string();
-                match outbox.enter(sink, &reason) {
-                    Some(ticket) => spools.push((sink, batch, ticket, reason)),
-                    None => return Err(DeliverError::Sink(e)),
-                }
+                let ticket = outbox.enter(sink, &reason).ok_or(DeliverError::Sink(e))?;
+                spools.push((sink, batch, ticket, reason));
             }
         }
         if spools.is_empty() {
             return Ok(Delivered::Confirmed);
         }
-        let within = budget.saturating_sub(started.elapsed());
-        let spooled = join_all(spools.into_iter().map(|(sink, batch, ticket, reason)| async move {
-            let result = outbox.spool(ticket, &batch, within).await;
-            (Queued { sink, reason }, result)
-        }))
-        .await;
-        let mut queued = Vec::with_capacity(spooled.len());
-        for (q, result) in spooled {
-            if let Err(error) = result {
-                return Err(DeliverError::Spool { cause: q.reason, error });
-            }
-            queued.push(q);
-        }
-        Ok(Delivered::Queued(queued))
+        spool_all(outbox, spools, budget.saturating_sub(started.elapsed())).await
     }
 
     /// Publishes each sink's batch concurrently within `budget`.
@@ -138,6 +141,24 @@ impl Deliver {
             .map(|(sink, batch)| async move { (*sink, self.sinks.publish(sink, batch, budget).await) });
         join_all(all).await
     }
+}
+
+/// Makes every spool durable, concurrently, within `within`: `Queued` naming each sink, or the
+/// first failure.
+async fn spool_all(outbox: &Outbox, spools: Vec<Spool>, within: Duration) -> Result<Delivered, DeliverError> {
+    let spooled = join_all(spools.into_iter().map(|(sink, batch, ticket, reason)| async move {
+        let result = outbox.spool(ticket, &batch, within).await;
+        (Queued { sink, reason }, result)
+    }))
+    .await;
+    let mut queued = Vec::with_capacity(spooled.len());
+    for (q, result) in spooled {
+        if let Err(error) = result {
+            return Err(DeliverError::Spool { cause: q.reason, error });
+        }
+        queued.push(q);
+    }
+    Ok(Delivered::Queued(queued))
 }
 
 /// The deliveries grouped per sink, sinks in the order the router named them.
