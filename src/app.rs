@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::deliver::Deliver;
-use crate::ingress::{self, Clock, State, StateParts};
+use crate::ingress::{self, Clock, Connections, State, StateParts, Uploads};
 use crate::outbox::relay::Relays;
 use crate::outbox::Outbox;
 use crate::sinks::Sinks;
@@ -76,7 +76,9 @@ impl AppBuilder {
             router: c.router,
             deliver: Deliver::new(sinks, outbox),
             body_limit: c.body_limit,
+            body_timeout: c.body_timeout,
             publish_timeout: c.publish_timeout,
+            uploads: Uploads::new(c.max_uploads, c.max_uploads_per_address),
             max_in_flight: c.max_in_flight,
             clock: self.clock.unwrap_or_else(ingress::system_clock),
             metrics,
@@ -86,9 +88,23 @@ impl AppBuilder {
         let port = listener.local_addr()?.port();
         let data = state.clone();
         let names = state.endpoint_names();
+        let connections = Connections::new(c.max_connections_per_address);
         let mut server = HttpServer::new(move || {
             actix_web::App::new().app_data(data.clone()).configure(ingress::routes(&names))
         })
+        // Each connection takes its place in the per-address table; its data, and with it the
+        // place, goes when the connection closes.
+        .on_connect(move |io, data| {
+            if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                if let Ok(peer) = tcp.peer_addr() {
+                    data.insert(connections.open(peer.ip()));
+                }
+            }
+        })
+        // The head of a request must arrive within this (actix answers 408 itself); an idle
+        // keep-alive connection is closed after the other.
+        .client_request_timeout(c.header_timeout)
+        .keep_alive(c.keep_alive)
         // actix stops accepting on SIGTERM/SIGINT and lets in-flight requests finish for this long.
         .shutdown_timeout(c.shutdown_timeout.as_secs().max(1))
         .listen(listener)?;

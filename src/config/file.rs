@@ -21,6 +21,18 @@ pub struct FileConfig {
     #[serde(default, deserialize_with = "scalar")]
     pub max_in_flight: Option<String>,
     #[serde(default, deserialize_with = "scalar")]
+    pub body_timeout: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    pub header_timeout: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    pub keep_alive: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    pub max_uploads: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    pub max_uploads_per_address: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    pub max_connections_per_address: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
     pub publish_timeout: Option<String>,
     #[serde(default, deserialize_with = "scalar")]
     pub shutdown_timeout: Option<String>,

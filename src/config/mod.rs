@@ -43,6 +43,15 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Largest accepted webhook body, in bytes.
     pub body_limit: usize,
+    /// Deadlines: the body once the head is in; the head once the connection (or the previous
+    /// request) is; an idle keep-alive connection.
+    pub body_timeout: Duration,
+    pub header_timeout: Duration,
+    pub keep_alive: Duration,
+    /// Bodies being read at once, in total and per source address; connections per address.
+    pub max_uploads: usize,
+    pub max_uploads_per_address: u32,
+    pub max_connections_per_address: u32,
     /// Requests processed at once across all endpoints; more get 503 at once.
     pub max_in_flight: usize,
     /// How long a webhook waits for every routed sink to confirm before answering 503.
@@ -81,6 +90,12 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub const DEFAULT_MAX_UPLOADS: usize = 1024;
+pub const DEFAULT_MAX_UPLOADS_PER_ADDRESS: u32 = 64;
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 256;
 pub const DEFAULT_RATE: u32 = 1000;
 pub const DEFAULT_TOLERANCE: u64 = 300;
 
@@ -125,6 +140,7 @@ impl Config {
         if max_in_flight == 0 {
             return Err(ConfigError::invalid("REGBRIDGE_MAX_IN_FLIGHT", "must be greater than 0"));
         }
+        let limits = limits(env, &file)?;
         let publish_timeout = layered(
             env,
             "REGBRIDGE_PUBLISH_TIMEOUT",
@@ -185,6 +201,12 @@ impl Config {
         Ok(Self {
             listen,
             body_limit,
+            body_timeout: limits.body_timeout,
+            header_timeout: limits.header_timeout,
+            keep_alive: limits.keep_alive,
+            max_uploads: limits.max_uploads,
+            max_uploads_per_address: limits.max_uploads_per_address,
+            max_connections_per_address: limits.max_connections_per_address,
             max_in_flight,
             publish_timeout,
             shutdown_timeout,
@@ -201,6 +223,12 @@ impl Config {
         json!({
             "listen": self.listen.to_string(),
             "body_limit": self.body_limit,
+            "body_timeout_ms": self.body_timeout.as_millis() as u64,
+            "header_timeout_ms": self.header_timeout.as_millis() as u64,
+            "keep_alive_ms": self.keep_alive.as_millis() as u64,
+            "max_uploads": self.max_uploads,
+            "max_uploads_per_address": self.max_uploads_per_address,
+            "max_connections_per_address": self.max_connections_per_address,
             "max_in_flight": self.max_in_flight,
             "publish_timeout_ms": self.publish_timeout.as_millis() as u64,
             "shutdown_timeout_ms": self.shutdown_timeout.as_millis() as u64,
@@ -241,6 +269,73 @@ pub(crate) fn layered<T>(
         (None, None) => return Ok(None),
     };
     parse(value.trim()).map(Some).map_err(|p| ConfigError::invalid(name, p))
+}
+
+/// The deadlines and caps that keep slow or stalled senders from holding the door.
+struct Limits {
+    body_timeout: Duration,
+    header_timeout: Duration,
+    keep_alive: Duration,
+    max_uploads: usize,
+    max_uploads_per_address: u32,
+    max_connections_per_address: u32,
+}
+
+fn limits(env: &Env, file: &file::FileConfig) -> Result<Limits, ConfigError> {
+    let positive = |var: &str, d: Duration| {
+        if d.is_zero() {
+            Err(ConfigError::invalid(var, "must be greater than 0"))
+        } else {
+            Ok(d)
+        }
+    };
+    let duration = |var: &str, key: &str, from: &Option<String>, default: Duration| {
+        layered(env, var, key, from, env::duration)?.map_or(Ok(default), |d| positive(var, d))
+    };
+    let count = |var: &str, key: &str, from: &Option<String>, default: usize| match layered(
+        env,
+        var,
+        key,
+        from,
+        env::number::<usize>,
+    )?
+    .unwrap_or(default)
+    {
+        0 => Err(ConfigError::invalid(var, "must be greater than 0")),
+        n => Ok(n),
+    };
+    let per_address = |var: &str, key: &str, from: &Option<String>, default: u32| {
+        count(var, key, from, default as usize)
+            .and_then(|n| u32::try_from(n).map_err(|_| ConfigError::invalid(var, "is too large")))
+    };
+    Ok(Limits {
+        body_timeout: duration(
+            "REGBRIDGE_BODY_TIMEOUT",
+            "body_timeout",
+            &file.body_timeout,
+            DEFAULT_BODY_TIMEOUT,
+        )?,
+        header_timeout: duration(
+            "REGBRIDGE_HEADER_TIMEOUT",
+            "header_timeout",
+            &file.header_timeout,
+            DEFAULT_HEADER_TIMEOUT,
+        )?,
+        keep_alive: duration("REGBRIDGE_KEEP_ALIVE", "keep_alive", &file.keep_alive, DEFAULT_KEEP_ALIVE)?,
+        max_uploads: count("REGBRIDGE_MAX_UPLOADS", "max_uploads", &file.max_uploads, DEFAULT_MAX_UPLOADS)?,
+        max_uploads_per_address: per_address(
+            "REGBRIDGE_MAX_UPLOADS_PER_ADDRESS",
+            "max_uploads_per_address",
+            &file.max_uploads_per_address,
+            DEFAULT_MAX_UPLOADS_PER_ADDRESS,
+        )?,
+        max_connections_per_address: per_address(
+            "REGBRIDGE_MAX_CONNECTIONS_PER_ADDRESS",
+            "max_connections_per_address",
+            &file.max_connections_per_address,
+            DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        )?,
+    })
 }
 
 struct EndpointDefaults {

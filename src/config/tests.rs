@@ -113,6 +113,11 @@ fn bad_values_name_their_variable_or_key() {
         ("REGBRIDGE_OUTBOX_MAX_BYTES", "0", "greater than 0"),
         ("REGBRIDGE_OUTBOX_MAX_BYTES", "lots", "size"),
         ("REGBRIDGE_OUTBOX_MAX_ATTEMPTS", "0", "at least 1"),
+        ("REGBRIDGE_BODY_TIMEOUT", "0s", "greater than 0"),
+        ("REGBRIDGE_HEADER_TIMEOUT", "later", "duration"),
+        ("REGBRIDGE_MAX_UPLOADS", "0", "greater than 0"),
+        ("REGBRIDGE_MAX_UPLOADS_PER_ADDRESS", "many", "number"),
+        ("REGBRIDGE_MAX_CONNECTIONS_PER_ADDRESS", "0", "greater than 0"),
         ("REGBRIDGE_PUBLISH_TIMEOUT", "0s", "greater than 0"),
         ("REGBRIDGE_SHUTDOWN_TIMEOUT", "soon", "duration"),
         ("REGBRIDGE_ROOT_SIGNATURE_MODE", "v2", "auto, standard, hex"),
@@ -162,6 +167,19 @@ fn value_parsers() {
     assert_eq!(env::size("2MiB").unwrap(), 2 * 1024 * 1024);
     assert_eq!(env::list(" a, ,b ,"), vec!["a", "b"]);
     assert!(env::boolean("yes").unwrap() && !env::boolean("off").unwrap());
+}
+
+#[test]
+fn the_limits_on_slow_senders_have_defaults_and_come_from_env_or_file() {
+    let c = load(&[]);
+    assert_eq!(
+        (c.body_timeout, c.header_timeout, c.keep_alive),
+        (DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEP_ALIVE)
+    );
+    assert_eq!((c.max_uploads, c.max_uploads_per_address, c.max_connections_per_address), (1024, 64, 256));
+    let c = load(&[("REGBRIDGE_BODY_TIMEOUT", "2500ms"), ("REGBRIDGE_MAX_UPLOADS_PER_ADDRESS", "8")]);
+    assert_eq!((c.body_timeout, c.max_uploads_per_address), (Duration::from_millis(2500), 8));
+    assert_eq!(c.describe()["body_timeout_ms"], 2500);
 }
 
 #[test]

@@ -30,6 +30,12 @@ pub enum IngressError {
     RateLimited { endpoint: String, retry_after: Duration },
     #[error("too many requests in flight; retry shortly")]
     Overloaded,
+    #[error("too many bodies being uploaded from this address at once; retry shortly")]
+    TooManyUploads,
+    #[error("too many connections from this address; use fewer, or keep-alive")]
+    TooManyConnections,
+    #[error("the body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
     #[error("could not read the request body: {0}")]
     BodyRead(String),
     #[error(transparent)]
@@ -52,6 +58,8 @@ impl IngressError {
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             Self::RateLimited { .. } => ("rate-limited", "Rate limit exceeded"),
             Self::Overloaded => ("overloaded", "Service overloaded"),
+            Self::TooManyUploads | Self::TooManyConnections => ("rate-limited", "Too many requests"),
+            Self::BodyTimeout(_) => ("request-timeout", "Request timeout"),
             Self::BodyRead(_) | Self::Malformed(_) => ("malformed-payload", "Malformed payload"),
             Self::Unauthorized(_) => ("unauthorized", "Unauthorized"),
             Self::NotDelivered(_) => ("sink-unavailable", "Sink unavailable"),
@@ -68,6 +76,9 @@ impl IngressError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
+            Self::TooManyUploads => "too_many_uploads",
+            Self::TooManyConnections => "too_many_connections",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::BodyRead(_) => "body_read_error",
             Self::Unauthorized(e) => e.reason(),
             Self::Malformed(e) => e.reason(),
@@ -81,7 +92,7 @@ impl IngressError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
-            Self::Overloaded => Some(1),
+            Self::Overloaded | Self::TooManyUploads | Self::TooManyConnections => Some(1),
             // A full disk does not clear in seconds; the sender's retries should spread out.
             Self::NotDelivered(DeliverError::Spool { error: OutboxError::Full { .. }, .. }) => Some(30),
             // Harbor retries on its own schedule; others (and proxies) honour this.
@@ -98,7 +109,10 @@ impl ResponseError for IngressError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge { .. } | Self::EventTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooManyUploads | Self::TooManyConnections => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded | Self::NotDelivered(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyRead(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -122,6 +136,11 @@ impl ResponseError for IngressError {
         }
         if matches!(self, Self::MethodNotAllowed) {
             res.insert_header((header::ALLOW, HeaderValue::from_static("POST")));
+        }
+        // The rest of a body that stalled, or a connection over its address's cap, is not worth
+        // keeping: the connection goes with the answer.
+        if matches!(self, Self::BodyTimeout(_) | Self::TooManyConnections) {
+            res.force_close();
         }
         res.body(body.to_string())
     }

@@ -1,8 +1,9 @@
 //! The webhook handler: endpoint → limits → verify → normalize → route → deliver, in that order.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
-use actix_web::http::header;
+use actix_web::http::{header, ConnectionType};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -11,6 +12,7 @@ use serde_json::json;
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use super::limits::ConnectionSlot;
 use super::{EndpointEntry, IngressError, State};
 use crate::deliver::{Delivered, Queued};
 use crate::dialects::{self, MediaType, Normalized};
@@ -56,7 +58,8 @@ pub async fn webhook(
     );
     let trace = trace::start_request(&span, req.headers());
     state.in_flight_gauge.increment(1.0);
-    let result = handle(&req, name, payload, &state, &trace).instrument(span.clone()).await;
+    let body_read = Cell::new(false);
+    let result = handle(&req, name, payload, &state, &trace, &body_read).instrument(span.clone()).await;
     state.in_flight_gauge.decrement(1.0);
 
     let (status, reason) = match &result {
@@ -97,7 +100,17 @@ pub async fn webhook(
             "webhook rejected"
         );
     }
-    result
+    match result {
+        // Refused before its body was read: what follows on the connection is the rest of that
+        // body, not a next request, so the connection goes with the answer. A stalled or hostile
+        // sender holds nothing after its refusal.
+        Err(e) if !body_read.get() && declared_length(&req) != Some(0) => {
+            let mut res = actix_web::ResponseError::error_response(&e);
+            res.head_mut().set_connection_type(ConnectionType::Close);
+            Ok(res)
+        }
+        other => other,
+    }
 }
 
 async fn handle(
@@ -106,20 +119,39 @@ async fn handle(
     payload: web::Payload,
     state: &State,
     trace: &TraceContext,
+    body_read: &Cell<bool>,
 ) -> Result<HttpResponse, IngressError> {
     let unknown = || IngressError::UnknownEndpoint(name.to_owned());
     let entry = state.endpoints.get(name).ok_or_else(unknown)?;
     // An endpoint without credentials (and not marked unauthenticated) is disabled: 404.
     let verifier = entry.endpoint.verifier.as_ref().ok_or_else(unknown)?;
-    let limiter = &entry.limiter;
-    let _permit = state.in_flight.try_acquire().map_err(|_| IngressError::Overloaded)?;
-    if let Some(limiter) = limiter {
+    if req.conn_data::<ConnectionSlot>().is_some_and(|c| c.over) {
+        return Err(IngressError::TooManyConnections);
+    }
+    if let Some(limiter) = &entry.limiter {
         limiter
             .check()
             .map_err(|retry_after| IngressError::RateLimited { endpoint: name.to_owned(), retry_after })?;
     }
     let media = media_type(req)?;
-    let body = read_body(req, payload, state.body_limit).await?;
+    let declared = declared_length(req);
+    if declared.is_some_and(|n| n > state.body_limit) {
+        return Err(IngressError::TooLarge { limit: state.body_limit });
+    }
+    // Everything the head can prove, before a byte of the body is waited for: a sender without a
+    // credential (or with a stale or malformed signature header) holds nothing.
+    verifier.check_head(req.headers(), req.query_string(), (state.clock)())?;
+    let body = {
+        let ip = req.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let _upload = state.uploads.start(ip)?;
+        let read = read_body(payload, declared, state.body_limit);
+        tokio::time::timeout(state.body_timeout, read)
+            .await
+            .map_err(|_| IngressError::BodyTimeout(state.body_timeout))??
+    };
+    body_read.set(true);
+    // The processing slot only now, with the body in: stalled uploads cannot take them.
+    let _permit = state.in_flight.try_acquire().map_err(|_| IngressError::Overloaded)?;
     let (deliveries, accepted) = match prepare(req, entry, verifier, media, body, state, trace)? {
         Prepared::Answered(response) => return Ok(response),
         Prepared::Deliver { deliveries, accepted } => (deliveries, accepted),
@@ -274,20 +306,17 @@ fn media_type(req: &HttpRequest) -> Result<MediaType, IngressError> {
     }
 }
 
-/// Reads at most `limit` bytes; a declared `Content-Length` over it is refused before reading.
+/// The `Content-Length` the sender declared, if any.
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// Reads at most `limit` bytes (the caller refused a declared length over it already).
 async fn read_body(
-    req: &HttpRequest,
     mut payload: web::Payload,
+    declared: Option<usize>,
     limit: usize,
 ) -> Result<BytesMut, IngressError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(IngressError::TooLarge { limit });
-    }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| IngressError::BodyRead(e.to_string()))?;

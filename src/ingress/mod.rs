@@ -4,6 +4,7 @@
 mod error;
 mod handler;
 mod health;
+mod limits;
 mod ratelimit;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 
 pub use error::{IngressError, PROBLEM_PREFIX};
+pub use limits::{ConnectionSlot, Connections, Uploads};
 pub use ratelimit::RateLimiter;
 
 use crate::config::Endpoint;
@@ -67,7 +69,11 @@ pub struct State {
     router: Router,
     deliver: Deliver,
     body_limit: usize,
+    /// How long a body may take to arrive once the head is in.
+    body_timeout: Duration,
     publish_timeout: Duration,
+    /// Bodies being read, per source address and in total; apart from `in_flight`.
+    uploads: Uploads,
     in_flight: Semaphore,
     clock: Clock,
     metrics: Option<PrometheusHandle>,
@@ -79,8 +85,10 @@ pub struct StateParts {
     pub router: Router,
     pub deliver: Deliver,
     pub body_limit: usize,
+    pub body_timeout: Duration,
     pub publish_timeout: Duration,
     pub max_in_flight: usize,
+    pub uploads: Uploads,
     pub clock: Clock,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -114,7 +122,9 @@ impl State {
             router: p.router,
             deliver: p.deliver,
             body_limit: p.body_limit,
+            body_timeout: p.body_timeout,
             publish_timeout: p.publish_timeout,
+            uploads: p.uploads,
             in_flight: Semaphore::new(p.max_in_flight),
             clock: p.clock,
             metrics: p.metrics,

@@ -107,6 +107,18 @@ impl Verifier {
         Ok(VerifiedRequest { media: req.media, body: req.body })
     }
 
+    /// What can be checked before the body is read: header and query credentials completely; for
+    /// signed bodies, that the signature headers are there, well-formed and fresh. A sender
+    /// without a credential is refused at once and never holds a slot for reading a body.
+    pub fn check_head(&self, headers: &HeaderMap, query: &str, now: i64) -> Result<(), VerifyError> {
+        match self {
+            Self::StandardWebhooks(v) => v.check_head(headers, now),
+            Self::Authorization(v) => v.verify(headers),
+            Self::Token(v) => v.verify(headers, query),
+            Self::Unauthenticated => Ok(()),
+        }
+    }
+
     pub fn scheme(&self) -> Scheme {
         match self {
             Self::StandardWebhooks(_) => Scheme::StandardWebhooks,

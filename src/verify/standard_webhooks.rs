@@ -118,7 +118,9 @@ impl StandardWebhooks {
         self.tolerance
     }
 
-    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), VerifyError> {
+    /// The signature headers: present, the timestamp fresh, at least one `v1,` entry of a shape
+    /// this endpoint accepts. All of it before the body is read.
+    fn head<'h>(&self, headers: &'h HeaderMap, now: i64) -> Result<Head<'h>, VerifyError> {
         let id = header(headers, "webhook-id").ok_or(VerifyError::MissingHeader("webhook-id"))?;
         let ts =
             header(headers, "webhook-timestamp").ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
@@ -135,6 +137,15 @@ impl StandardWebhooks {
         if candidates.is_empty() {
             return Err(VerifyError::InvalidSignature);
         }
+        Ok(Head { id, ts, candidates })
+    }
+
+    pub(super) fn check_head(&self, headers: &HeaderMap, now: i64) -> Result<(), VerifyError> {
+        self.head(headers, now).map(drop)
+    }
+
+    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), VerifyError> {
+        let Head { id, ts, candidates } = self.head(headers, now)?;
         let wants_std = candidates.iter().any(|c| !c.hex);
         let wants_hex = candidates.iter().any(|c| c.hex);
 
@@ -191,6 +202,13 @@ impl StandardWebhooks {
 struct Candidate {
     hex: bool,
     tag: [u8; 32],
+}
+
+/// The signature headers of a request, read and checked.
+struct Head<'h> {
+    id: &'h str,
+    ts: &'h str,
+    candidates: Vec<Candidate>,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod otel;
 mod outage;
 mod outbox;
 mod root;
+mod stalled;
 
 use serde_json::Value;
 
