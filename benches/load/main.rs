@@ -7,10 +7,12 @@
 //! The harness itself is single-threaded (one actix/tokio current-thread runtime): the load
 //! client, the broker ceilings' producers and the counting all run on it.
 
+mod attack;
 mod brokers;
 mod callgrind;
 mod ceilings;
 mod client;
+mod outage;
 mod report;
 mod sut;
 mod webhook;
@@ -45,7 +47,7 @@ struct Cli {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     warmup: Duration,
     /// CI smoke run: --sinks file,kafka --concurrency 8,32 --duration 2s --warmup 1s (each
-    /// unless given explicitly).
+    /// unless given explicitly), and the outage scenario at 32 connections.
     #[arg(long)]
     quick: bool,
     /// Also print the results as a Markdown table.
@@ -63,6 +65,21 @@ struct Cli {
     /// Skip the bare-HTTP and broker ceilings (no ratios then).
     #[arg(long)]
     no_ceilings: bool,
+    /// Also freeze a Kafka broker of its own under load at each concurrency: spool throughput,
+    /// then the relay's replay time once it resumes (see benches/load/outage.rs). `--quick` runs
+    /// it at 32 connections.
+    #[arg(long)]
+    outage: bool,
+    /// Keep this many stalled uploads open beside the load of every regbridge scenario (see
+    /// benches/load/attack.rs): the figures are then the legitimate senders' under attack.
+    #[arg(long, default_value_t = 0)]
+    attack: usize,
+    /// Only the outage scenarios (implies --outage).
+    #[arg(long)]
+    outage_only: bool,
+    /// The concurrencies the outage scenario runs at (set from the others).
+    #[arg(skip)]
+    outage_concurrency: Vec<usize>,
     /// Count instructions instead of timing: regbridge and the bare server run under callgrind,
     /// which counts only the measured window. Repeatable on a noisy machine, ~50× slower; the
     /// broker ceilings are skipped. Default phases: --concurrency 8 --warmup 5s --duration 20s.
@@ -123,6 +140,8 @@ pub struct Ctx {
     pub callgrind: Option<PathBuf>,
     /// `--kafka-set`: librdkafka settings for both Kafka producers.
     pub kafka_settings: Vec<(String, String)>,
+    /// `--attack`: stalled uploads beside each regbridge scenario.
+    pub attack: usize,
 }
 
 fn main() -> ExitCode {
@@ -151,7 +170,11 @@ fn main() -> ExitCode {
         if !explicit("warmup") {
             cli.warmup = Duration::from_secs(1);
         }
+        cli.outage = true;
     }
+    cli.outage |= cli.outage_only;
+    cli.outage_concurrency =
+        if cli.quick && !explicit("concurrency") { vec![32] } else { cli.concurrency.clone() };
     if cli.instructions {
         if let Err(e) = callgrind::available() {
             eprintln!("load: {e}");
@@ -197,8 +220,17 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
     let (clk_tck, clk_known) = sut::clk_tck();
     let phases = Phases { warmup: cli.warmup, duration: cli.duration, max_ops: cli.max_requests };
     let kafka_settings = std::mem::take(&mut cli.kafka_set);
-    let mut ctx =
-        Ctx { binary, dir, run_id: hex::encode(rnd), body, phases, clk_tck, callgrind: None, kafka_settings };
+    let mut ctx = Ctx {
+        binary,
+        dir,
+        run_id: hex::encode(rnd),
+        body,
+        phases,
+        clk_tck,
+        callgrind: None,
+        kafka_settings,
+        attack: cli.attack,
+    };
     if cli.instructions {
         let profiles = cli.profiles.clone().unwrap_or_else(|| ctx.dir.path().to_owned());
         if let Err(e) = std::fs::create_dir_all(&profiles) {
@@ -220,12 +252,13 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
     );
 
     let mut rows = Vec::new();
-    if !cli.no_ceilings {
+    let matrix = !cli.outage_only;
+    if matrix && !cli.no_ceilings {
         for &c in &cli.concurrency {
             rows.push(progress(ceilings::bare(&ctx, c).await));
         }
     }
-    for &sink in &cli.sinks {
+    for &sink in cli.sinks.iter().filter(|_| matrix) {
         if !cli.no_ceilings && !cli.instructions && sink == Sink::Kafka {
             for &c in &cli.concurrency {
                 rows.push(progress(ceilings::kafka(&ctx, c).await));
@@ -246,6 +279,30 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
         }
     }
 
+    let mut outages = Vec::new();
+    let mut outage_failed = false;
+    if cli.outage && !cli.instructions {
+        for c in cli.outage_concurrency.clone() {
+            match outage::kafka(&ctx, c).await {
+                Ok(o) => {
+                    eprintln!(
+                        "load: outage kafka ×{c}: spooled {:.0}/s, backlog {} replayed in {:.2} s, {} of {} 2xx in Kafka",
+                        o.spool_rps,
+                        o.backlog,
+                        o.replay.as_secs_f64(),
+                        o.distinct,
+                        o.acknowledged
+                    );
+                    outages.push(o);
+                }
+                Err(e) => {
+                    println!("FAIL: outage kafka ×{c} did not run: {e}");
+                    outage_failed = true;
+                }
+            }
+        }
+    }
+
     if cli.instructions {
         println!("\n{}", report::instructions_table(&rows, cli.markdown));
         println!(
@@ -253,7 +310,7 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
              by callgrind in the measured window only, ÷ 2xx in that window; the kernel's share \
              (socket I/O, epoll, futex) is not included."
         );
-    } else {
+    } else if !rows.is_empty() {
         println!("\n{}", report::text_table(&rows));
         println!(
             "req/s counts 2xx only, over the measured window (until the last answer); latencies of 2xx; \
@@ -267,8 +324,21 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
          (raw HTTP/1.1 keep-alive client, one request in flight per connection, one thread)."
         );
     }
-    if cli.markdown && !cli.instructions {
+    if cli.markdown && !cli.instructions && !rows.is_empty() {
         println!("\n{}", report::markdown_table(&rows));
+    }
+    if !outages.is_empty() {
+        println!(
+            "\nKafka frozen (SIGSTOP) under load, then resumed:\n{}",
+            outage::table(&outages, cli.markdown)
+        );
+        println!(
+            "spool 2xx/s, p50/p99 and CPU over the measured window with the broker frozen (after a 2 s \
+             warm-up in which the first publishes run out of their budget); backlog = events in the \
+             outbox when it resumed; replay = until /readyz showed it empty; 2xx = every 2xx of the \
+             scenario, healthy phase included; in Kafka = distinct event ids / records read back \
+             (records above distinct are redelivered copies)."
+        );
     }
     let checks = report::targets(&rows);
     if !checks.is_empty() {
@@ -297,7 +367,16 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
         }
     }
 
-    let mut failed = false;
+    let mut failed = outage_failed;
+    for o in &outages {
+        if o.distinct < o.acknowledged {
+            println!(
+                "FAIL: outage kafka ×{}: {} distinct events in Kafka but {} answers were 2xx",
+                o.conns, o.distinct, o.acknowledged
+            );
+            failed = true;
+        }
+    }
     for r in &rows {
         let what = format!("{} {} ×{}", r.target.name(), r.sink, r.concurrency);
         if let Some(e) = &r.error {
@@ -358,6 +437,8 @@ async fn regbridge_scenario(ctx: &Ctx, sink: Sink, conns: usize) -> Row {
         .env("REGBRIDGE_ROOT_SECRETS", webhook::SECRET)
         .env("REGBRIDGE_RATE_LIMIT", "0")
         .env("REGBRIDGE_SHUTDOWN_TIMEOUT", "5s")
+        // Each scenario its own outbox: nothing spooled by one is replayed into the next.
+        .env("REGBRIDGE_OUTBOX_DIR", ctx.dir.path().join(format!("outbox-{label}")))
         // The service's default level, whatever the caller's RUST_LOG says.
         .env("RUST_LOG", "info")
         .envs(dest.env());

@@ -235,7 +235,17 @@ pub async fn drive_process(
         }
         usage(pid)
     };
+    // Only regbridge is attacked (the bare server is a ceiling, not a defender).
+    let attack =
+        (ctx.attack > 0 && !label.contains("-bare-")).then(|| crate::attack::start(port, ctx.attack));
     let mut run = client::drive(&ctx.phases, workers, sample).await;
+    if let Some(a) = attack {
+        eprintln!(
+            "load: {label}: {} stalled uploads beside it; they were answered {} times",
+            ctx.attack,
+            a.answered.get()
+        );
+    }
     let foot = Footprint { ready: Some(ready), idle_rss_kib: idle, peak_rss_kib: proc.peak_rss_kib() };
     let grace = Duration::from_secs(10 * slow);
     if !proc.stop(grace) {
