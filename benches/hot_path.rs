@@ -151,7 +151,8 @@ fn normalize_and_build(
     include_original: bool,
 ) -> Vec<Arc<CloudEvent>> {
     let (normalized, original) =
-        dialects::normalize(dialect, endpoint, verified, include_original).expect("fixture normalizes");
+        dialects::normalize(dialect, endpoint, verified, include_original, dialects::Bounds::default())
+            .expect("fixture normalizes");
     let Normalized::Events(occurrences) = normalized else { panic!("fixture maps to events") };
     let envelope = Envelope {
         endpoint,
@@ -185,7 +186,9 @@ fn case(id: &'static str, dialect: &str, media: MediaType, body: &'static [u8]) 
 /// The normalized Root e2e event (original on, trace context set), plus its occurrence.
 fn root_event() -> (Arc<CloudEvent>, Occurrence) {
     let c = case("root", "root", MediaType::CloudEvents, ROOT_E2E);
-    let (normalized, _) = dialects::normalize(c.dialect, c.endpoint, &c.verified, false).expect("fixture");
+    let (normalized, _) =
+        dialects::normalize(c.dialect, c.endpoint, &c.verified, false, dialects::Bounds::default())
+            .expect("fixture");
     let Normalized::Events(mut occurrences) = normalized else { panic!("Root maps to events") };
     let events = normalize_and_build(c.dialect, c.endpoint, &c.verified, true);
     assert_eq!((events.len(), occurrences.len()), (1, 1));
@@ -384,9 +387,14 @@ fn bench_route(c: &mut Criterion) {
 
     // The Harbor scan fixture: fails the first rule on `type`, matches `scans`, which is final.
     let scan_case = case("harbor_scan_vulns", "harbor", MediaType::Json, HARBOR_SCAN);
-    let (normalized, _) =
-        dialects::normalize(scan_case.dialect, scan_case.endpoint, &scan_case.verified, false)
-            .expect("fixture");
+    let (normalized, _) = dialects::normalize(
+        scan_case.dialect,
+        scan_case.endpoint,
+        &scan_case.verified,
+        false,
+        dialects::Bounds::default(),
+    )
+    .expect("fixture");
     let Normalized::Events(scan_occs) = normalized else { panic!("scan maps to events") };
     let scan_occ = &scan_occs[0];
     let scan_ty = scan_occ.kind.type_name();

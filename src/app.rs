@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::deliver::Deliver;
+use crate::dialects::Bounds;
 use crate::ingress::{self, Clock, Connections, State, StateParts, Uploads};
 use crate::outbox::relay::Relays;
 use crate::outbox::Outbox;
@@ -79,6 +80,10 @@ impl AppBuilder {
             body_timeout: c.body_timeout,
             publish_timeout: c.publish_timeout,
             uploads: Uploads::new(c.max_uploads, c.max_uploads_per_address),
+            bounds: Bounds {
+                max_events: c.max_events_per_request,
+                max_output: c.body_limit.saturating_mul(4),
+            },
             max_in_flight: c.max_in_flight,
             clock: self.clock.unwrap_or_else(ingress::system_clock),
             metrics,

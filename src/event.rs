@@ -86,6 +86,10 @@ pub struct Occurrence {
     pub time: Option<DateTime<Utc>>,
     /// Normalized scan summary on scan events.
     pub scan: Option<Value>,
+    /// This occurrence's own part of the payload, when one payload fans out to several (a batch
+    /// entry; a Harbor payload with only this resource): its `data.original`. `None`: the whole
+    /// payload is.
+    pub part: Option<Original>,
 }
 
 impl Occurrence {
@@ -104,6 +108,7 @@ impl Occurrence {
             actor: None,
             time: None,
             scan: None,
+            part: None,
         }
     }
 
@@ -164,8 +169,9 @@ struct Platform<'a> {
 }
 
 /// Assemble the contract's CloudEvent from one occurrence. `original` is the vendor payload for
-/// `data.original` (`None` when switched off: `null`).
+/// `data.original` (`None` when switched off: `null`); an occurrence's own part wins over it.
 pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<&Original>) -> CloudEvent {
+    let original = original.map(|whole| occ.part.as_ref().unwrap_or(whole));
     let source = env
         .source
         .map(str::to_owned)

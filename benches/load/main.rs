@@ -8,6 +8,7 @@
 //! client, the broker ceilings' producers and the counting all run on it.
 
 mod attack;
+mod batch;
 mod brokers;
 mod callgrind;
 mod ceilings;
@@ -74,6 +75,11 @@ struct Cli {
     /// benches/load/attack.rs): the figures are then the legitimate senders' under attack.
     #[arg(long, default_value_t = 0)]
     attack: usize,
+    /// Also send Harbor pushes listing this many resources (that many events per request) to each
+    /// sink, one request after the other: answer time and events/s of large fan-outs. `--quick`
+    /// runs 1,000.
+    #[arg(long, default_value_t = 0)]
+    batch: usize,
     /// Only the outage scenarios (implies --outage).
     #[arg(long)]
     outage_only: bool,
@@ -171,6 +177,9 @@ fn main() -> ExitCode {
             cli.warmup = Duration::from_secs(1);
         }
         cli.outage = true;
+        if !explicit("batch") {
+            cli.batch = 1000;
+        }
     }
     cli.outage |= cli.outage_only;
     cli.outage_concurrency =
@@ -279,6 +288,25 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
         }
     }
 
+    let mut batches = Vec::new();
+    let mut batch_failed = false;
+    if cli.batch > 0 && matrix && !cli.instructions {
+        for &sink in &cli.sinks {
+            match batch::run(&ctx, sink, cli.batch).await {
+                Ok(b) => {
+                    eprintln!(
+                        "load: batch {} ×{}: p50 {:.1} ms, max {:.1} ms, {} of {} events",
+                        b.sink, b.resources, b.p50_ms, b.max_ms, b.found, b.expected
+                    );
+                    batches.push(b);
+                }
+                Err(e) => {
+                    println!("FAIL: batch {} did not run: {e}", sink.name());
+                    batch_failed = true;
+                }
+            }
+        }
+    }
     let mut outages = Vec::new();
     let mut outage_failed = false;
     if cli.outage && !cli.instructions {
@@ -327,6 +355,13 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
     if cli.markdown && !cli.instructions && !rows.is_empty() {
         println!("\n{}", report::markdown_table(&rows));
     }
+    if !batches.is_empty() {
+        println!(
+            "\nLarge fan-outs (one Harbor push listing {} resources per request, 20 in a row):\n{}",
+            cli.batch,
+            batch::table(&batches, cli.markdown)
+        );
+    }
     if !outages.is_empty() {
         println!(
             "\nKafka frozen (SIGSTOP) under load, then resumed:\n{}",
@@ -367,7 +402,16 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
         }
     }
 
-    let mut failed = outage_failed;
+    let mut failed = outage_failed || batch_failed;
+    for b in &batches {
+        if b.found < b.expected || b.statuses.iter().any(|s| !(200..300).contains(s)) {
+            println!(
+                "FAIL: batch {}: {} of {} events in the destination, answers {:?}",
+                b.sink, b.found, b.expected, b.statuses
+            );
+            failed = true;
+        }
+    }
     for o in &outages {
         if o.distinct < o.acknowledged {
             println!(

@@ -99,24 +99,13 @@ pub async fn kafka(ctx: &Ctx, conns: usize) -> Result<Outage, String> {
     )
     .map_err(|e| e.to_string())?;
     let port = sut::free_port().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(&ctx.binary);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("REGBRIDGE_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.current_dir(ctx.dir.path())
-        .env("REGBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("REGBRIDGE_ROOT_SECRETS", webhook::SECRET)
-        .env("REGBRIDGE_RATE_LIMIT", "0")
-        .env("REGBRIDGE_SHUTDOWN_TIMEOUT", "5s")
-        .env("REGBRIDGE_KAFKA_BROKERS", &addr)
-        .env("REGBRIDGE_ROUTES", &routes)
-        .env("REGBRIDGE_OUTBOX_DIR", ctx.dir.path().join(format!("outbox-{label}")))
-        .env("RUST_LOG", "info");
-    let mut proc = Proc::spawn(cmd, ctx.dir.path().join(format!("{label}.log")))?;
-    let since = proc.spawned;
-    client::wait_ready(port, since, Duration::from_secs(30), || proc.alive()).await?;
+    let routes = routes.display().to_string();
+    let env = [
+        ("REGBRIDGE_ROOT_SECRETS", webhook::SECRET),
+        ("REGBRIDGE_KAFKA_BROKERS", addr.as_str()),
+        ("REGBRIDGE_ROUTES", routes.as_str()),
+    ];
+    let proc = sut::start_ready(ctx, sut::regbridge(ctx, port, &label, &env), port, &label).await?;
     let builder = RequestBuilder::new(port, ctx.body.clone());
     let workers = |phase: &str| -> Vec<HttpWorker> {
         (0..conns).map(|w| HttpWorker::new(port, builder.clone(), format!("{label}-{phase}-{w}"))).collect()

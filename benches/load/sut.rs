@@ -191,6 +191,36 @@ impl Drop for Proc {
     }
 }
 
+/// The regbridge binary for a scenario of its own: none of the caller's `REGBRIDGE_*` settings,
+/// listening on `port`, rate limit off, its outbox and working directory in the scratch
+/// directory; `env` adds the scenario's settings.
+pub fn regbridge(ctx: &Ctx, port: u16, label: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(&ctx.binary);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("REGBRIDGE_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.current_dir(ctx.dir.path())
+        .env("REGBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("REGBRIDGE_RATE_LIMIT", "0")
+        .env("REGBRIDGE_SHUTDOWN_TIMEOUT", "5s")
+        .env("REGBRIDGE_OUTBOX_DIR", ctx.dir.path().join(format!("outbox-{label}")))
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied());
+    cmd
+}
+
+/// Spawns `cmd` (logging to `<label>.log`) and waits until it answers `/readyz` on `port`.
+pub async fn start_ready(ctx: &Ctx, cmd: Command, port: u16, label: &str) -> Result<Proc, String> {
+    let mut proc = Proc::spawn(cmd, ctx.dir.path().join(format!("{label}.log")))?;
+    let since = proc.spawned;
+    client::wait_ready(port, since, Duration::from_secs(30), || proc.alive())
+        .await
+        .map_err(|e| format!("{e}; its output:\n{}", proc.log_tail()))?;
+    Ok(proc)
+}
+
 /// Starts `cmd` on `port`, waits for `/readyz`, drives it with `conns` connections of signed
 /// webhooks, and stops it. `label` names its log file and prefixes its event ids.
 pub async fn drive_process(

@@ -21,6 +21,8 @@ pub struct FileConfig {
     #[serde(default, deserialize_with = "scalar")]
     pub max_in_flight: Option<String>,
     #[serde(default, deserialize_with = "scalar")]
+    pub max_events_per_request: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
     pub body_timeout: Option<String>,
     #[serde(default, deserialize_with = "scalar")]
     pub header_timeout: Option<String>,

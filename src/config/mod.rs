@@ -48,6 +48,8 @@ pub struct Config {
     pub body_timeout: Duration,
     pub header_timeout: Duration,
     pub keep_alive: Duration,
+    /// Events one request may fan out to; more is refused (413) before any is published.
+    pub max_events_per_request: usize,
     /// Bodies being read at once, in total and per source address; connections per address.
     pub max_uploads: usize,
     pub max_uploads_per_address: u32,
@@ -90,6 +92,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+pub const DEFAULT_MAX_EVENTS_PER_REQUEST: usize = 1000;
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -201,6 +204,7 @@ impl Config {
         Ok(Self {
             listen,
             body_limit,
+            max_events_per_request: limits.max_events_per_request,
             body_timeout: limits.body_timeout,
             header_timeout: limits.header_timeout,
             keep_alive: limits.keep_alive,
@@ -223,6 +227,7 @@ impl Config {
         json!({
             "listen": self.listen.to_string(),
             "body_limit": self.body_limit,
+            "max_events_per_request": self.max_events_per_request,
             "body_timeout_ms": self.body_timeout.as_millis() as u64,
             "header_timeout_ms": self.header_timeout.as_millis() as u64,
             "keep_alive_ms": self.keep_alive.as_millis() as u64,
@@ -273,6 +278,7 @@ pub(crate) fn layered<T>(
 
 /// The deadlines and caps that keep slow or stalled senders from holding the door.
 struct Limits {
+    max_events_per_request: usize,
     body_timeout: Duration,
     header_timeout: Duration,
     keep_alive: Duration,
@@ -309,6 +315,12 @@ fn limits(env: &Env, file: &file::FileConfig) -> Result<Limits, ConfigError> {
             .and_then(|n| u32::try_from(n).map_err(|_| ConfigError::invalid(var, "is too large")))
     };
     Ok(Limits {
+        max_events_per_request: count(
+            "REGBRIDGE_MAX_EVENTS_PER_REQUEST",
+            "max_events_per_request",
+            &file.max_events_per_request,
+            DEFAULT_MAX_EVENTS_PER_REQUEST,
+        )?,
         body_timeout: duration(
             "REGBRIDGE_BODY_TIMEOUT",
             "body_timeout",

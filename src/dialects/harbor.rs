@@ -10,7 +10,7 @@ use super::{
     digest_id, fan_out_id, non_empty, parse_reference, parse_time, unexpected, DialectError, DialectSpec,
     Input, MediaType, Normalized,
 };
-use crate::event::{kinds, Kind, Occurrence};
+use crate::event::{kinds, Kind, Occurrence, Original};
 use crate::verify::Scheme;
 
 pub const DIALECT: DialectSpec = DialectSpec { name: "harbor", scheme: Scheme::Authorization, normalize };
@@ -188,7 +188,7 @@ fn default_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
     // The Default format carries no id, and Harbor's retries resend the same body.
     let base_id = digest_id(input.endpoint, input.body);
     let shared = Shared { kind, base_id, origtype: ty, actor: non_empty(p.operator.as_deref()), time };
-    occurrences(shared, data).map(Normalized::Events)
+    occurrences(input, "event_data", shared, data).map(Normalized::Events)
 }
 
 fn cloudevents_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
@@ -202,15 +202,27 @@ fn cloudevents_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
     };
     let time = p.time.as_deref().map(|t| parse_time("time", t)).transpose()?;
     let shared = Shared { kind, base_id, origtype: ty, actor: non_empty(p.operator.as_deref()), time };
-    occurrences(shared, data).map(Normalized::Events)
+    occurrences(input, "data", shared, data).map(Normalized::Events)
 }
 
-/// One occurrence per resource, in order; payloads without resources still yield one.
-fn occurrences(shared: Shared, data: EventData) -> Result<Vec<Occurrence>, DialectError> {
+/// One occurrence per resource, in order; payloads without resources still yield one. With
+/// several, each gets its own part of the payload (`container` names the object holding
+/// `resources`).
+fn occurrences(
+    input: &Input<'_>,
+    container: &str,
+    shared: Shared,
+    data: EventData,
+) -> Result<Vec<Occurrence>, DialectError> {
     let mut resources = data.resources.unwrap_or_default();
+    let max = input.bounds.max_events;
+    if resources.len() > max {
+        return Err(DialectError::TooManyEvents { count: resources.len(), max });
+    }
     if resources.is_empty() {
         resources.push(Resource::default());
     }
+    let mut parts = parts(input, container)?.into_iter().flatten();
     let repository = data.repository.as_ref().and_then(Repository::path);
     // Replication and retention name the instance instead of a pullable reference.
     let instance = [&data.replication, &data.retention]
@@ -238,9 +250,84 @@ fn occurrences(shared: Shared, data: EventData) -> Result<Vec<Occurrence>, Diale
         if matches!(shared.kind, kinds::SCAN_COMPLETED | kinds::SCAN_FAILED | kinds::SCAN_STOPPED) {
             occ.scan = Some(scan(resource, scan_type.as_deref())?.into_value());
         }
+        occ.part = parts.next();
         out.push(occ);
     }
     Ok(out)
+}
+
+/// Each resource's own part of the payload when there are several: the payload with
+/// `<container>.resources` holding that resource alone, so the events of one payload carry
+/// about the payload once between them, not once each. Written from the parsed tree (key order
+/// kept): the payload around the resources array once, then each resource inside it.
+fn parts(input: &Input<'_>, container: &str) -> Result<Option<Vec<Original>>, DialectError> {
+    let json = input.json()?;
+    let Some(Value::Array(resources)) = json.get(container).and_then(|c| c.get("resources")) else {
+        return Ok(None);
+    };
+    let (Value::Object(top), true) = (json, resources.len() > 1) else { return Ok(None) };
+    let (head, tail) = around_resources(top, container);
+    let rendered: Vec<Vec<u8>> =
+        resources.iter().map(|r| serde_json::to_vec(r).expect("a JSON tree serializes")).collect();
+    let size = resources.len() * (head.len() + tail.len()) + rendered.iter().map(Vec::len).sum::<usize>();
+    let max = input.bounds.max_output;
+    if size > max {
+        return Err(DialectError::OutputTooLarge { size, max });
+    }
+    Ok(Some(rendered.iter().map(|r| Original::from_rendered([&head[..], r, &tail[..]].concat())).collect()))
+}
+
+/// The payload written as compact JSON up to the opening `[` of `<container>.resources`, and from
+/// its closing `]` on.
+fn around_resources(top: &Map<String, Value>, container: &str) -> (Vec<u8>, Vec<u8>) {
+    struct Split {
+        head: Vec<u8>,
+        tail: Vec<u8>,
+        in_tail: bool,
+    }
+    impl Split {
+        fn out(&mut self) -> &mut Vec<u8> {
+            if self.in_tail {
+                &mut self.tail
+            } else {
+                &mut self.head
+            }
+        }
+        fn member(&mut self, first: bool, key: &str) {
+            let out = self.out();
+            if !first {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, key).expect("a string serializes");
+            out.push(b':');
+        }
+        fn value(&mut self, v: &Value) {
+            serde_json::to_writer(self.out(), v).expect("a JSON tree serializes");
+        }
+    }
+    let mut split = Split { head: vec![b'{'], tail: Vec::new(), in_tail: false };
+    for (i, (key, value)) in top.iter().enumerate() {
+        split.member(i == 0, key);
+        match value {
+            Value::Object(inner) if key == container => {
+                split.out().push(b'{');
+                for (j, (k, v)) in inner.iter().enumerate() {
+                    split.member(j == 0, k);
+                    if k == "resources" {
+                        split.out().push(b'[');
+                        split.in_tail = true;
+                        split.out().push(b']');
+                    } else {
+                        split.value(v);
+                    }
+                }
+                split.out().push(b'}');
+            }
+            other => split.value(other),
+        }
+    }
+    split.out().push(b'}');
+    (split.head, split.tail)
 }
 
 /// The resource's scan report overview, whichever kind it has. A scheduled scan may deliver
@@ -897,5 +984,62 @@ mod tests {
             MediaType::Json,
         );
         assert!(matches!(e, Err(DialectError::Invalid { field: "occur_at", .. })), "{e:?}");
+    }
+}
+
+#[cfg(test)]
+mod fan_out {
+    use serde_json::{json, Value};
+
+    use super::super::Bounds;
+    use super::*;
+
+    fn payload(resources: usize, operator: &str) -> String {
+        let resources: Vec<Value> = (0..resources)
+            .map(|i| json!({ "digest": format!("sha256:{i:064x}"), "tag": format!("v{i}"), "resource_url": format!("h.example/lib/app:v{i}") }))
+            .collect();
+        json!({
+            "type": "PUSH_ARTIFACT",
+            "occur_at": 1_700_000_000,
+            "operator": operator,
+            "event_data": { "resources": resources, "repository": { "name": "app", "namespace": "lib", "repo_full_name": "lib/app" } }
+        })
+        .to_string()
+    }
+
+    fn run(body: &str, bounds: Bounds) -> Result<Normalized, DialectError> {
+        normalize(&Input { bounds, ..Input::new("harbor", MediaType::Json, body.as_bytes()) })
+    }
+
+    #[test]
+    fn each_fanned_out_event_carries_the_payload_with_its_own_resource_alone() {
+        let body = payload(3, "ci");
+        let Ok(Normalized::Events(events)) = run(&body, Bounds::default()) else { panic!() };
+        let whole: Value = serde_json::from_str(&body).unwrap();
+        for (i, occ) in events.iter().enumerate() {
+            let part: Value =
+                serde_json::from_slice(occ.part.as_ref().expect("a part of its own").as_bytes()).unwrap();
+            let mut want = whole.clone();
+            want["event_data"]["resources"] = json!([whole["event_data"]["resources"][i]]);
+            assert_eq!(part, want, "event {i}");
+        }
+        // One resource: the whole payload is the event's, as it came.
+        let Ok(Normalized::Events(one)) = run(&payload(1, "ci"), Bounds::default()) else { panic!() };
+        assert!(one[0].part.is_none());
+    }
+
+    #[test]
+    fn more_events_or_more_bytes_than_the_bounds_are_refused_before_parts_are_built() {
+        let bounds = Bounds { max_events: 10, max_output: 50_000 };
+        match run(&payload(11, "ci"), bounds) {
+            Err(e @ DialectError::TooManyEvents { count: 11, max: 10 }) => assert!(e.too_large()),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(run(&payload(10, "ci"), bounds), Ok(Normalized::Events(e)) if e.len() == 10));
+        // A payload heavy around its resources would repeat that weight in every part.
+        match run(&payload(10, &"x".repeat(6_000)), bounds) {
+            Err(e @ DialectError::OutputTooLarge { .. }) => assert_eq!(e.reason(), "event_too_large"),
+            other => panic!("{other:?}"),
+        }
     }
 }

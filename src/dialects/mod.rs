@@ -55,18 +55,34 @@ pub enum MediaType {
     CloudEvents,
 }
 
+/// What one request may turn into: at most `max_events` events, whose own parts of the payload
+/// (`data.original` of fanned-out events) come to at most `max_output` bytes together. A
+/// dialect checks them before it builds what they bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    pub max_events: usize,
+    pub max_output: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self { max_events: 1000, max_output: 4 << 20 }
+    }
+}
+
 /// What a dialect's normalizer reads: the verified body, and its JSON tree once asked for.
 pub(crate) struct Input<'a> {
     /// Endpoint name; part of the digest id of unsigned formats without an id of their own.
     pub endpoint: &'a str,
     pub media: MediaType,
     pub body: &'a [u8],
+    pub bounds: Bounds,
     json: OnceCell<Value>,
 }
 
 impl<'a> Input<'a> {
     pub fn new(endpoint: &'a str, media: MediaType, body: &'a [u8]) -> Self {
-        Self { endpoint, media, body, json: OnceCell::new() }
+        Self { endpoint, media, body, bounds: Bounds::default(), json: OnceCell::new() }
     }
 
     /// The body as a JSON tree, parsed on first use. A dialect with one fixed shape (Root)
@@ -99,6 +115,10 @@ pub enum DialectError {
     Missing(&'static str),
     #[error("`{field}` is invalid: {reason}")]
     Invalid { field: &'static str, reason: String },
+    #[error("the payload would become {count} events, over the limit of {max} per request (REGBRIDGE_MAX_EVENTS_PER_REQUEST)")]
+    TooManyEvents { count: usize, max: usize },
+    #[error("the payload's events would carry {size} bytes of it, over the bound of {max} per request (4 × REGBRIDGE_BODY_LIMIT)")]
+    OutputTooLarge { size: usize, max: usize },
 }
 
 impl DialectError {
@@ -108,7 +128,14 @@ impl DialectError {
             Self::InvalidJson(_) | Self::NotUtf8 { .. } => "invalid_json",
             Self::Missing(_) => "missing_field",
             Self::Invalid { .. } => "invalid_field",
+            Self::TooManyEvents { .. } => "too_many_events",
+            Self::OutputTooLarge { .. } => "event_too_large",
         }
+    }
+
+    /// What a request would become is too much (413), rather than malformed (400).
+    pub fn too_large(&self) -> bool {
+        matches!(self, Self::TooManyEvents { .. } | Self::OutputTooLarge { .. })
     }
 }
 
@@ -119,6 +146,7 @@ pub fn normalize(
     endpoint: &str,
     req: &VerifiedRequest,
     keep_original: bool,
+    bounds: Bounds,
 ) -> Result<(Normalized, Option<Original>), DialectError> {
     // JSON is UTF-8 (RFC 8259), and everything downstream carries parts of the body as text. A
     // dialect that skips the fields it does not read (Root's borrowed parse) would otherwise let
@@ -127,10 +155,17 @@ pub fn normalize(
     if let Err(e) = std::str::from_utf8(req.body()) {
         return Err(DialectError::NotUtf8 { offset: e.valid_up_to() });
     }
-    let input = Input::new(endpoint, req.media(), req.body());
-    let normalized = (dialect.normalize)(&input)?;
-    if let Normalized::Events(occurrences) = &normalized {
+    let input = Input { bounds, ..Input::new(endpoint, req.media(), req.body()) };
+    let mut normalized = (dialect.normalize)(&input)?;
+    if let Normalized::Events(occurrences) = &mut normalized {
+        // Every dialect, whatever it checked itself on the way.
+        if occurrences.len() > bounds.max_events {
+            return Err(DialectError::TooManyEvents { count: occurrences.len(), max: bounds.max_events });
+        }
         occurrences.iter().try_for_each(check_attribute_text)?;
+        if !keep_original {
+            occurrences.iter_mut().for_each(|o| o.part = None);
+        }
     }
     // Only after the dialect accepted the body: the compactor relies on it being JSON.
     let original = match keep_original && matches!(normalized, Normalized::Events(_)) {

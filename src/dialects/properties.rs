@@ -145,7 +145,7 @@ fn whatever_the_body_every_published_event_is_a_valid_cloudevent() {
                 let verified = Verifier::Unauthenticated.verify(req).unwrap();
                 tried += 1;
                 let Ok((Normalized::Events(occurrences), original)) =
-                    normalize(dialect, dialect.name, &verified, true)
+                    normalize(dialect, dialect.name, &verified, true, super::Bounds::default())
                 else {
                     continue;
                 };
@@ -207,7 +207,7 @@ fn bytes_that_are_not_utf8_are_refused_by_every_dialect_naming_the_offset() {
         };
         let verified = Verifier::Unauthenticated.verify(req).unwrap();
         let offset = std::str::from_utf8(body).unwrap_err().valid_up_to();
-        match normalize(dialect, name, &verified, true) {
+        match normalize(dialect, name, &verified, true, super::Bounds::default()) {
             Err(e @ super::DialectError::NotUtf8 { .. }) => {
                 assert_eq!(e.reason(), "invalid_json");
                 assert!(e.to_string().contains(&format!("byte {offset}")), "{e}");
@@ -235,7 +235,7 @@ fn unpaired_surrogate_escapes_are_refused_by_every_dialect() {
             now: 0,
         };
         let verified = Verifier::Unauthenticated.verify(req).unwrap();
-        match normalize(dialect, name, &verified, true) {
+        match normalize(dialect, name, &verified, true, super::Bounds::default()) {
             Err(e) => assert_eq!(e.reason(), "invalid_json", "{name}: {e}"),
             Ok(other) => panic!("{name}: accepted {other:?}"),
         }

@@ -48,6 +48,11 @@ impl Original {
         Ok(Self(out.into()))
     }
 
+    /// JSON text serde_json wrote (compact, and valid: it came from a parsed tree).
+    pub fn from_rendered(json: Vec<u8>) -> Self {
+        Self(json.into())
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -55,6 +55,7 @@ impl IngressError {
             Self::UnknownEndpoint(_) => ("endpoint-not-found", "Unknown or disabled endpoint"),
             Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             Self::TooLarge { .. } | Self::EventTooLarge(_) => ("payload-too-large", "Payload too large"),
+            Self::Malformed(e) if e.too_large() => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             Self::RateLimited { .. } => ("rate-limited", "Rate limit exceeded"),
             Self::Overloaded => ("overloaded", "Service overloaded"),
@@ -108,6 +109,7 @@ impl ResponseError for IngressError {
             Self::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge { .. } | Self::EventTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Malformed(e) if e.too_large() => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } | Self::TooManyUploads | Self::TooManyConnections => {
                 StatusCode::TOO_MANY_REQUESTS

@@ -204,7 +204,13 @@ fn prepare(
 
     let span = tracing::debug_span!("normalize", regbridge.origtype = Empty, regbridge.event.count = Empty);
     let (normalized, original) = span.in_scope(|| {
-        dialects::normalize(endpoint.dialect, &endpoint.name, &verified, endpoint.include_original)
+        dialects::normalize(
+            endpoint.dialect,
+            &endpoint.name,
+            &verified,
+            endpoint.include_original,
+            state.bounds,
+        )
     })?;
     let occurrences = match normalized {
         Normalized::Events(occurrences) => occurrences,
@@ -232,10 +238,23 @@ fn prepare(
     };
     let span = tracing::debug_span!("route", regbridge.target.count = Empty);
     let (deliveries, accepted) = span.in_scope(|| {
+        // All events first, so a request whose events come to more than the bound is refused
+        // before anything is counted or routed (dialects bound their parts themselves; this holds
+        // for every one).
+        let mut events = Vec::with_capacity(occurrences.len());
+        let mut size = 0;
+        for occ in &occurrences {
+            let ev = event::build(occ, &envelope, original.as_ref());
+            size += ev.data().len();
+            if size > state.bounds.max_output {
+                let max = state.bounds.max_output;
+                return Err(IngressError::Malformed(dialects::DialectError::OutputTooLarge { size, max }));
+            }
+            events.push(Arc::new(ev));
+        }
         let mut deliveries = Vec::new();
         let mut accepted = Vec::with_capacity(occurrences.len());
-        for occ in &occurrences {
-            let ev = Arc::new(event::build(occ, &envelope, original.as_ref()));
+        for (occ, ev) in occurrences.iter().zip(events) {
             let targets = state.router.route(&RouteInput {
                 endpoint: &endpoint.name,
                 registry: endpoint.dialect.name,
@@ -251,8 +270,8 @@ fn prepare(
                 targets.into_iter().map(|(sink, target)| (sink, Delivery { event: ev.clone(), target })),
             );
         }
-        (deliveries, accepted)
-    });
+        Ok((deliveries, accepted))
+    })?;
     span.record("regbridge.target.count", deliveries.len());
     if deliveries.is_empty() {
         return Ok(Prepared::Answered(HttpResponse::Accepted().json(Answer {

@@ -21,6 +21,7 @@ pub use ratelimit::RateLimiter;
 
 use crate::config::Endpoint;
 use crate::deliver::Deliver;
+use crate::dialects::Bounds;
 use crate::event::Kind;
 use crate::route::Router;
 use crate::sinks::Sinks;
@@ -74,6 +75,8 @@ pub struct State {
     publish_timeout: Duration,
     /// Bodies being read, per source address and in total; apart from `in_flight`.
     uploads: Uploads,
+    /// What one request may become (events, and bytes of them).
+    bounds: Bounds,
     in_flight: Semaphore,
     clock: Clock,
     metrics: Option<PrometheusHandle>,
@@ -89,6 +92,7 @@ pub struct StateParts {
     pub publish_timeout: Duration,
     pub max_in_flight: usize,
     pub uploads: Uploads,
+    pub bounds: Bounds,
     pub clock: Clock,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -125,6 +129,7 @@ impl State {
             body_timeout: p.body_timeout,
             publish_timeout: p.publish_timeout,
             uploads: p.uploads,
+            bounds: p.bounds,
             in_flight: Semaphore::new(p.max_in_flight),
             clock: p.clock,
             metrics: p.metrics,

@@ -2,6 +2,7 @@
 //! out (read back from the sink).
 
 mod amqp;
+mod bounds;
 mod brokers;
 mod cli;
 mod errors;

@@ -54,14 +54,15 @@ async fn deliver(from: [u8; 4], port: u16) -> u16 {
     status(&mut s, Duration::from_secs(10)).await.unwrap_or(0)
 }
 
-async fn stall(port: u16, auth: &str) -> Vec<TcpStream> {
+/// The stalled uploads, each with when it sent its head.
+async fn stall(port: u16, auth: &str) -> Vec<(TcpStream, Instant)> {
     let mut all = Vec::with_capacity(STALLED);
     for _ in 0..STALLED / 100 {
         all.extend(
             join_all((0..100).map(|_| async move {
                 let mut s = connect(ATTACKER, port).await;
                 s.write_all(&stalled_head(auth)).await.unwrap();
-                s
+                (s, Instant::now())
             }))
             .await,
         );
@@ -84,7 +85,7 @@ async fn stalled_uploads_without_a_credential_are_refused_at_once_and_hold_nothi
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     // Every stalled one was answered without its body: 401, or 429 past its address's share of
     // connections; none waits for the deadline.
-    let answers = join_all(stalled.iter_mut().map(|s| status(s, Duration::from_secs(2)))).await;
+    let answers = join_all(stalled.iter_mut().map(|(s, _)| status(s, Duration::from_secs(5)))).await;
     let unanswered = answers.iter().filter(|a| a.is_none()).count();
     assert_eq!(unanswered, 0, "stalled uploads without a credential left waiting");
     assert!(answers.iter().all(|a| matches!(a, Some(401 | 429))), "{answers:?}");
@@ -95,20 +96,29 @@ async fn stalled_uploads_without_a_credential_are_refused_at_once_and_hold_nothi
 async fn stalled_authenticated_uploads_get_408_at_the_deadline_and_give_their_slots_back() {
     let app = spawn_app_with(Options::default().with("REGBRIDGE_BODY_TIMEOUT", "3s")).await;
     let port = port(&app);
-    let begun = Instant::now();
     let mut stalled = stall(port, HARBOR_AUTH).await;
 
     let started = Instant::now();
     assert_eq!(deliver(SENDER, port).await, 200, "another address is served while they stall");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 
-    let answers = join_all(stalled.iter_mut().map(|s| status(s, Duration::from_secs(15)))).await;
-    let count = |code| answers.iter().filter(|a| **a == Some(code)).count();
+    let answers = join_all(stalled.iter_mut().map(|(s, sent)| async move {
+        let status = status(s, Duration::from_secs(30)).await;
+        (status, sent.elapsed())
+    }))
+    .await;
+    let count = |code| answers.iter().filter(|(a, _)| *a == Some(code)).count();
     let (timed_out, refused) = (count(408), count(429));
-    // Each holds an upload slot (its address's share) until the deadline; the rest are refused.
-    assert_eq!(timed_out, 64, "{answers:?}");
+    // The address's share (64) hold upload slots until the deadline, then give them back (so a
+    // later one of the 1,100 may take one while the rest are still connecting); the others are
+    // refused at once. Every one is answered.
+    assert!(timed_out >= 64, "{timed_out} timed out");
     assert_eq!(timed_out + refused, STALLED, "{answers:?}");
-    assert!(begun.elapsed() >= Duration::from_secs(3), "408 only at the deadline");
+    for (status, after) in &answers {
+        if *status == Some(408) {
+            assert!(*after >= Duration::from_millis(2900), "408 before the deadline: {after:?}");
+        }
+    }
     // Their slots are back: the attacker's own address may upload again.
     assert_eq!(deliver(ATTACKER, port).await, 200);
 }
