@@ -157,7 +157,7 @@ fn outbox_command(command: OutboxCommand) -> ExitCode {
     let run = || -> Result<serde_json::Value, String> {
         let apply = |s: Selection, action: Action| -> Result<serde_json::Value, String> {
             let (dir, max) = dir_of(s.dir)?;
-            let req = Request { action, ids: s.id };
+            let req = Request { action, ids: s.id, nonce: 0 };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -192,6 +192,13 @@ fn check_attribute_text(occ: &Occurrence) -> Result<(), DialectError> {
         ("tag", occ.tag.as_ref()),
         ("digest", occ.digest.as_ref()),
     ];
+    // RFC 3339 (which CloudEvents' `time` is) has four-digit years.
+    if let Some(t) = occ.time.filter(|t| !(0..=9999).contains(&chrono::Datelike::year(t))) {
+        return Err(DialectError::Invalid {
+            field: "time",
+            reason: format!("{t} is outside the years 0000-9999"),
+        });
+    }
     for (field, value) in fields {
         if let Some(c) = value.and_then(|v| v.chars().find(|c| c.is_control())) {
             return Err(DialectError::Invalid {

@@ -95,3 +95,16 @@ fn readme_mapping_table_lists_every_vendor_type() {
     assert!(row(crate::event::kinds::ARTIFACT_PUSHED).contains("io.root.cr.image.created.v1"));
     assert_eq!(checked, 13 + 18);
 }
+
+#[test]
+fn times_outside_the_years_rfc3339_can_write_are_refused() {
+    let kind = crate::event::kinds::ARTIFACT_PUSHED;
+    let mut occ = Occurrence::new(kind, "id-1", "PUSH_ARTIFACT");
+    occ.time = DateTime::from_timestamp(253_402_300_800, 0); // 10000-01-01
+    match check_attribute_text(&occ) {
+        Err(DialectError::Invalid { field: "time", .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    occ.time = DateTime::from_timestamp(253_402_300_799, 0); // 9999-12-31T23:59:59Z
+    assert!(check_attribute_text(&occ).is_ok());
+}

@@ -53,8 +53,6 @@ pub enum DecodeError {
     NotUtf8,
     #[error("unknown layout version {0}")]
     Version(u8),
-    #[error("invalid `time` {0:?}")]
-    Time(String),
 }
 
 /// Reads what [`Writer`] wrote, in the same order.
@@ -130,12 +128,9 @@ pub fn decode(r: &mut Reader<'_>) -> Result<CloudEvent, DecodeError> {
     let source = r.string()?;
     let subject = r.opt()?;
     let time_text = r.opt()?;
-    let time = time_text
-        .as_deref()
-        .map(|t| {
-            DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()).map_err(|_| DecodeError::Time(t.to_owned()))
-        })
-        .transpose()?;
+    // The text is what the bindings carry; the parsed instant is a convenience, never a reason
+    // to refuse an event that was accepted.
+    let time = time_text.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc());
     Ok(CloudEvent {
         id,
         ty: ty.into(),

@@ -25,12 +25,15 @@ pub enum Action {
     Discard,
 }
 
-/// A request on a sink's dead letters: those with the given event ids, or all of them.
+/// A request on a sink's dead letters: those with the given event ids, or all of them. The
+/// nonce ties the service's answer to it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Request {
     pub action: Action,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<String>,
+    #[serde(default)]
+    pub nonce: u64,
 }
 
 impl Request {
@@ -42,6 +45,8 @@ impl Request {
 /// What a request did.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Applied {
+    #[serde(default, skip_serializing)]
+    pub nonce: u64,
     pub sink: String,
     pub action: Option<Action>,
     pub entries: u64,
@@ -49,29 +54,50 @@ pub struct Applied {
     pub error: Option<String>,
 }
 
-/// Every dead letter in a sink's directory, oldest first (read-only; a torn tail, a write in
-/// progress, ends the list).
-pub fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
+/// The dead letters in a sink's directory, oldest first, and whether that is all of them (read
+/// to the end, every entry decoded). Read-only: a torn tail, or a write in progress, ends it.
+pub fn read(dir: &Path) -> std::io::Result<(Vec<Entry>, bool)> {
     let path = dir.join(DEAD);
     if !path.exists() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), true));
     }
     let mut reader = FrameReader::open(&path, 0, None, None)?;
-    let mut out = Vec::new();
-    while let Ok(Some(f)) = reader.next_frame()? {
-        match entry::decode(f.seq, &f.payload) {
-            Ok(e) => out.push(e),
-            Err(e) => {
-                tracing::warn!(file = %path.display(), seq = f.seq, error = %e, "unreadable dead letter skipped")
+    let (mut out, mut complete) = (Vec::new(), true);
+    loop {
+        match reader.next_frame()? {
+            Ok(Some(f)) => match entry::decode(f.seq, &f.payload) {
+                Ok(e) => out.push(e),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), seq = f.seq, error = %e, "unreadable dead letter");
+                    complete = false;
+                }
+            },
+            Ok(None) => break,
+            Err(_) => {
+                complete = false;
+                break;
             }
         }
     }
-    Ok(out)
+    Ok((out, complete))
 }
 
-/// Splits the dead letters into those `req` selects and the rest.
+/// Every dead letter that reads back (see [`read`]).
+pub fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
+    read(dir).map(|(entries, _)| entries)
+}
+
+/// Splits the dead letters into those `req` selects and the rest. Refused when not every dead
+/// letter reads back: rewriting the file would lose those.
 pub fn select(dir: &Path, req: &Request) -> std::io::Result<(Vec<Entry>, Vec<Entry>)> {
-    Ok(list(dir)?.into_iter().partition(|e| req.selects(e)))
+    let (entries, complete) = read(dir)?;
+    if !complete {
+        return Err(std::io::Error::other(format!(
+            "{} does not read back whole; it is left as it is (set the damaged part aside by hand)",
+            dir.join(DEAD).display()
+        )));
+    }
+    Ok(entries.into_iter().partition(|e| req.selects(e)))
 }
 
 /// Rewrites the dead letters as `kept` (written aside, synced, renamed over); returns the
@@ -104,24 +130,35 @@ pub fn take_request(dir: &Path) -> Option<Request> {
     }
 }
 
-/// Answers a request: the result first, then the request goes, which is what the CLI waits for.
+/// Answers a request: the result (with its nonce) first, then the request goes.
 pub fn answer(dir: &Path, applied: &Applied) -> std::io::Result<()> {
-    write_json(&dir.join(RESULT), applied)?;
+    let mut v = serde_json::to_value(applied).expect("plain data serializes");
+    v["nonce"] = applied.nonce.into();
+    write_json(&dir.join(RESULT), &v)?;
     std::fs::remove_file(dir.join(REQUEST))
 }
 
-/// Leaves `req` for the running service (replacing an older answer).
+/// Leaves `req` for the running service; refused while another request is waiting there.
 pub fn leave_request(dir: &Path, req: &Request) -> std::io::Result<()> {
-    let _ = std::fs::remove_file(dir.join(RESULT));
+    if dir.join(REQUEST).exists() {
+        return Err(std::io::Error::other(
+            "another request is waiting for the service; try again when it is answered",
+        ));
+    }
     write_json(&dir.join(REQUEST), req)
 }
 
-/// The service's answer, once the request file is gone.
-pub fn result(dir: &Path) -> Option<Applied> {
-    if dir.join(REQUEST).exists() {
-        return None;
+/// The service's answer to the request with `nonce`, once it is there.
+pub fn result(dir: &Path, nonce: u64) -> Option<Applied> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        nonce: u64,
+        #[serde(flatten)]
+        applied: Applied,
     }
-    serde_json::from_slice(&std::fs::read(dir.join(RESULT)).ok()?).ok()
+    let answer: Answer = serde_json::from_slice(&std::fs::read(dir.join(RESULT)).ok()?).ok()?;
+    (answer.nonce == nonce).then_some(answer.applied)
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {

@@ -180,7 +180,7 @@ impl Outbox {
         let queue = self.index(ticket.0.sink).ok_or(OutboxError::Closed)?;
         let now = entry::now_ms();
         let payloads = batch.iter().map(|d| entry::encode(d, now)).collect();
-        self.commit(queue, payloads, ticket, within).await
+        self.commit(queue, payloads, ticket, within, false).await
     }
 
     async fn commit(
@@ -189,9 +189,10 @@ impl Outbox {
         payloads: Vec<Vec<u8>>,
         ticket: Ticket,
         within: Duration,
+        moving: bool,
     ) -> Result<(), OutboxError> {
         let (done, committed) = oneshot::channel();
-        let job = writer::Job { queue, payloads, ticket, done };
+        let job = writer::Job { queue, payloads, ticket, moving, done };
         let attempt = async {
             self.inner.writer.submit(job).await.map_err(|_| OutboxError::Closed)?;
             committed.await.map_err(|_| OutboxError::Closed)?
@@ -234,12 +235,19 @@ impl Outbox {
 
     /// Requeues or discards dead letters of `sink`, as `req` says.
     pub async fn apply(&self, sink: &str, req: &Request) -> Applied {
-        let mut applied = Applied { sink: sink.to_owned(), action: Some(req.action), ..Applied::default() };
+        let mut applied = Applied {
+            nonce: req.nonce,
+            sink: sink.to_owned(),
+            action: Some(req.action),
+            ..Applied::default()
+        };
         let Some(qi) = self.index(sink) else {
             applied.error = Some(format!("no queue for sink `{sink}`"));
             return applied;
         };
         let queue = self.inner.queues[qi].clone();
+        // The relay does not move an entry in while the dead letters are read and rewritten.
+        let _dead = queue.dead_lock().await;
         let dir = queue.dir.clone();
         let picked = tokio::task::spawn_blocking({
             let (dir, req) = (dir.clone(), req.clone());
@@ -258,7 +266,8 @@ impl Outbox {
             // Fresh entries (attempts start over) that keep when they were first spooled.
             let payloads = selected.iter().map(|e| entry::encode(&e.delivery, e.spooled_at_ms)).collect();
             let ticket = queue.enter("dead letters requeued by an operator");
-            if let Err(e) = self.commit(qi, payloads, ticket, Duration::from_secs(30)).await {
+            // Moved from the dead letters, not added: the byte budget does not refuse them.
+            if let Err(e) = self.commit(qi, payloads, ticket, Duration::from_secs(30), true).await {
                 return Applied { error: Some(e.to_string()), ..applied };
             }
         }
@@ -326,10 +335,11 @@ pub async fn request(dir: &Path, sink: &str, req: &Request, wait: Duration) -> R
     if !path.is_dir() {
         return Err(format!("no queue for sink `{sink}` in {}", dir.display()));
     }
-    dead::leave_request(&path, req).map_err(|e| e.to_string())?;
+    let req = Request { nonce: getrandom::u64().unwrap_or(1) | 1, ..req.clone() };
+    dead::leave_request(&path, &req).map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        if let Some(applied) = dead::result(&path) {
+        if let Some(applied) = dead::result(&path, req.nonce) {
             return Ok(applied);
         }
         if tokio::time::Instant::now() >= deadline {

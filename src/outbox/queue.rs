@@ -66,8 +66,9 @@ pub(super) struct State {
     pub backlog: Option<Backlog>,
     pub dead: u64,
     pub dead_bytes: u64,
-    /// The writer's last failure, cleared by its next success.
-    pub error: Option<String>,
+    /// The writer's last failure and when, cleared by its next success; forgotten after a while
+    /// (see [`ERROR_MEMORY`]), so one failed write does not keep the outbox "unusable".
+    pub error: Option<(String, Instant)>,
 }
 
 /// A backlog in progress: since when, for the log line when it ends.
@@ -104,6 +105,9 @@ pub struct Queue {
     pub(super) wake: Notify,
     /// Bytes the whole outbox holds on disk (shared by every queue and the writer).
     space: Arc<Space>,
+    /// Held by whatever writes the dead letters (the relay moving one in, a request rewriting
+    /// them), across the awaits in between.
+    dead: tokio::sync::Mutex<()>,
     metrics: Metrics,
 }
 
@@ -131,6 +135,62 @@ pub struct Read {
     pub entry: Entry,
     pub bytes: u64,
 }
+
+/// What [`Queue::read`] got: the entries, and why it stopped early, if it did.
+pub struct Batch {
+    pub reads: Vec<Read>,
+    pub error: Option<ReadError>,
+}
+
+#[cfg(test)]
+impl Batch {
+    /// The entries, when the read met no error.
+    pub fn all(self) -> Vec<Read> {
+        assert!(self.error.is_none(), "{:?}", self.error);
+        self.reads
+    }
+}
+
+/// Why the relay could not read on: for now (I/O), or for good (what is on disk will not read
+/// back), with what to set aside.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(std::io::Error),
+    /// A frame that checks out, whose entry cannot be decoded.
+    Entry {
+        seq: u64,
+        end: u64,
+        raw: Vec<u8>,
+        why: String,
+    },
+    /// Committed bytes of `segment` from `offset` to `end` that do not read back as frames;
+    /// they held entries up to `last`.
+    Frame {
+        segment: PathBuf,
+        offset: u64,
+        end: u64,
+        last: u64,
+        why: String,
+    },
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::Entry { seq, why, .. } => write!(f, "entry {seq} does not decode: {why}"),
+            Self::Frame { segment, offset, why, .. } => {
+                write!(f, "{} at {offset} does not read back: {why}", segment.display())
+            }
+        }
+    }
+}
+
+/// How long a write failure counts against the outbox's health without a failure since.
+const ERROR_MEMORY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Entries set aside because they do not read back, kept for an operator.
+pub const UNREADABLE: &str = "unreadable.log";
 
 impl Queue {
     /// Recovers the directory (see [`recover`]); `used` is credited with what it holds.
@@ -176,10 +236,15 @@ impl Queue {
             }),
             wake: Notify::new(),
             space,
+            dead: tokio::sync::Mutex::new(()),
             metrics,
         };
         queue.refresh_gauges();
         Ok(queue)
+    }
+
+    pub(super) async fn dead_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.dead.lock().await
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
@@ -236,19 +301,34 @@ impl Queue {
         ReadPos { segment, offset, next: s.acked + 1 }
     }
 
-    /// Reads committed entries from `pos` on, at most `max` of them and about `max_bytes`.
-    /// Blocking: the relay calls it from a blocking task.
-    pub(super) fn read(&self, pos: &mut ReadPos, max: usize, max_bytes: u64) -> std::io::Result<Vec<Read>> {
+    /// Reads committed entries from `pos` on, at most `max` of them and about `max_bytes`. `pos`
+    /// moves past what was read, and no further: on an error it stays at the spot that failed,
+    /// and the entries read before it are returned with the error. Blocking.
+    pub(super) fn read(&self, pos: &mut ReadPos, max: usize, max_bytes: u64) -> Batch {
         let mut out = Vec::new();
+        let error = self.read_into(pos, max, max_bytes, &mut out).err();
+        if let Some(first) = out.first() {
+            self.lock().oldest_ms = Some(first.entry.spooled_at_ms);
+        }
+        Batch { reads: out, error }
+    }
+
+    fn read_into(
+        &self,
+        pos: &mut ReadPos,
+        max: usize,
+        max_bytes: u64,
+        out: &mut Vec<Read>,
+    ) -> Result<(), ReadError> {
         let mut bytes = 0;
         while out.len() < max && bytes < max_bytes {
             // The segment holding `pos.next`: the last one starting at or before it (or the
             // first, after a gap left by cut-off corruption).
-            let (segment, following) = {
+            let (segment, following, next) = {
                 let s = self.lock();
                 let i = s.segments.iter().rposition(|g| g.first <= pos.next).unwrap_or(0);
-                let Some(g) = s.segments.get(i) else { break };
-                (g.clone(), s.segments.get(i + 1).map(|g| g.first))
+                let Some(g) = s.segments.get(i) else { return Ok(()) };
+                (g.clone(), s.segments.get(i + 1).map(|g| g.first), s.next)
             };
             if segment.first != pos.segment {
                 *pos = ReadPos { segment: segment.first, offset: 0, next: pos.next.max(segment.first) };
@@ -260,38 +340,83 @@ impl Queue {
                         pos.next = pos.next.max(first);
                         continue;
                     }
-                    None => break,
+                    None => return Ok(()),
                 }
             }
-            let limit = segment.len;
-            let mut reader = FrameReader::open(&segment.path, pos.offset, Some(limit), None)?;
+            let mut reader = FrameReader::open(&segment.path, pos.offset, Some(segment.len), None)
+                .map_err(ReadError::Io)?;
             while out.len() < max && bytes < max_bytes {
-                let frame = match reader.next_frame()? {
+                let frame = match reader.next_frame().map_err(ReadError::Io)? {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
                     Err(bad) => {
-                        return Err(std::io::Error::other(format!(
-                            "{}: committed data does not read back: {bad:?}",
-                            segment.path.display()
-                        )))
+                        return Err(ReadError::Frame {
+                            segment: segment.path.clone(),
+                            offset: reader.pos(),
+                            end: segment.len,
+                            last: following.unwrap_or(next) - 1,
+                            why: format!("{bad:?}"),
+                        })
                     }
                 };
-                pos.offset = frame.end;
                 if frame.seq < pos.next {
+                    pos.offset = frame.end;
                     continue;
                 }
-                pos.next = frame.seq + 1;
-                let entry = entry::decode(frame.seq, &frame.payload).map_err(|e| {
-                    std::io::Error::other(format!("{}: entry {}: {e}", segment.path.display(), frame.seq))
-                })?;
+                let entry = match entry::decode(frame.seq, &frame.payload) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        return Err(ReadError::Entry {
+                            seq: frame.seq,
+                            end: frame.end,
+                            raw: frame.payload,
+                            why: e.to_string(),
+                        })
+                    }
+                };
+                (pos.offset, pos.next) = (frame.end, frame.seq + 1);
                 bytes += frame.end - frame.start;
                 out.push(Read { entry, bytes: frame.end - frame.start });
             }
         }
-        if let Some(first) = out.first() {
-            self.lock().oldest_ms = Some(first.entry.spooled_at_ms);
+        Ok(())
+    }
+
+    /// After a read found nothing more: numbers below `pos` without an entry (cut off as corrupt at
+    /// start-up) count as done, so the backlog can end. Blocking.
+    pub(super) fn settle(&self, pos: &ReadPos) -> std::io::Result<()> {
+        let read_up_to = pos.next.saturating_sub(1);
+        if read_up_to > self.lock().acked {
+            self.ack(read_up_to, 0, 0)?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Puts what `error` could not read aside (a file next to the queue, for an operator) and
+    /// counts it as done, moving `pos` past it: an entry that will never read back must not hold
+    /// up the sink for good. Blocking.
+    pub(super) fn set_aside(&self, error: &ReadError, pos: &mut ReadPos) -> std::io::Result<()> {
+        match error {
+            ReadError::Io(_) => Ok(()),
+            ReadError::Entry { seq, end, raw, why } => {
+                let mut frame = Vec::with_capacity(raw.len() + 16);
+                segment::frame(*seq, raw, &mut frame);
+                append_synced(&self.dir.join(UNREADABLE), &frame)?;
+                tracing::error!(sink = self.sink, seq, %why, kept = UNREADABLE, "outbox: an entry does not read back; set aside");
+                self.ack(*seq, 1, frame.len() as u64)?;
+                (pos.offset, pos.next) = (*end, seq + 1);
+                Ok(())
+            }
+            ReadError::Frame { segment, offset, end, last, why } => {
+                let bytes = std::fs::read(segment)?;
+                let aside = PathBuf::from(format!("{}.{offset}.corrupt", segment.display()));
+                std::fs::write(&aside, bytes.get(*offset as usize..*end as usize).unwrap_or_default())?;
+                tracing::error!(sink = self.sink, file = %segment.display(), offset, %why, kept = %aside.display(), "outbox: committed data does not read back; set aside");
+                self.ack(*last, 0, end - offset)?;
+                (pos.offset, pos.next) = (*end, last + 1);
+                Ok(())
+            }
+        }
     }
 
     /// Records that every entry up to `seq` was delivered (`count` entries, `bytes` of frames):
@@ -310,8 +435,13 @@ impl Queue {
             }
         }
         for g in removable {
-            std::fs::remove_file(&g.path)?;
-            self.space.free(g.len);
+            match std::fs::remove_file(&g.path) {
+                Ok(()) => self.space.free(g.len),
+                // Delivered either way; the file stays behind, and the next start removes it.
+                Err(e) => {
+                    tracing::warn!(sink = self.sink, file = %g.path.display(), error = %e, "outbox: could not remove a delivered segment")
+                }
+            }
         }
         self.metrics.replayed.increment(count);
         self.refresh_gauges();
@@ -373,7 +503,7 @@ impl Queue {
             oldest_age_seconds: age,
             dead_letters: s.dead,
             backlog: s.backlog.is_some(),
-            error: s.error.clone(),
+            error: s.error.as_ref().filter(|(_, at)| at.elapsed() < ERROR_MEMORY).map(|(e, _)| e.clone()),
         }
     }
 
@@ -399,13 +529,17 @@ pub struct QueueStatus {
     pub error: Option<String>,
 }
 
-/// Appends `bytes` to `path` and syncs it; a new file's directory entry is synced too.
+/// Appends `bytes` to `path` and syncs it; a new file's directory entry is synced too. A failed
+/// append is cut back off, so nothing after it lands behind half a frame.
 pub(super) fn append_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let existed = path.exists();
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    f.write_all(bytes)?;
-    f.sync_data()?;
+    let before = f.metadata()?.len();
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_data()) {
+        let _ = f.set_len(before);
+        return Err(e);
+    }
     if !existed {
         sync_dir(path.parent().unwrap_or(Path::new(".")))?;
     }

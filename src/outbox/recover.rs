@@ -152,6 +152,9 @@ pub fn recover(dir: &Path, sink: &str, repair: bool) -> std::io::Result<Recovere
         if let Some(seq) = last {
             r.next = r.next.max(seq + 1);
         }
+        // A segment's entries start at the number in its name, even when it is empty (a crash
+        // right after a roll) and what came before was cut off.
+        r.next = r.next.max(first);
         r.segments.push(Segment { first, path, len });
     }
     if repair {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::queue::{Queue, Read};
+use super::queue::{Queue, Read, ReadError};
 use super::{dead, Outbox};
 use crate::sinks::{Delivery, SinkError, Sinks};
 
@@ -20,7 +20,7 @@ const BATCH_BYTES: u64 = 4 << 20;
 /// First retry after a failure; doubling up to the cap, each delay jittered by half.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// How often an idle relay looks for operator requests and refreshes its gauges.
+/// How often an idle relay refreshes its gauges, and requests of the CLI are looked for.
 const TICK: Duration = Duration::from_secs(1);
 
 /// `None` while running; the deadline once the service is shutting down.
@@ -40,7 +40,12 @@ impl Relays {
             .queues()
             .iter()
             .filter(|q| sinks.specs().any(|s| s.name == q.sink))
-            .map(|q| tokio::spawn(run(outbox.clone(), q.clone(), sinks.clone(), stopped.clone())))
+            .flat_map(|q| {
+                [
+                    tokio::spawn(run(outbox.clone(), q.clone(), sinks.clone(), stopped.clone())),
+                    tokio::spawn(serve_requests(outbox.clone(), q.clone(), stopped.clone())),
+                ]
+            })
             .collect();
         Self { stop, tasks }
     }
@@ -96,19 +101,16 @@ struct Relay {
     refusals: u32,
 }
 
+/// A spot in the queue that does not read back is tried this often before it is set aside.
+const UNREADABLE_TRIES: u32 = 3;
+
 async fn run(outbox: Outbox, queue: Arc<Queue>, sinks: Sinks, mut stop: Stop) {
     let confirm = sinks.confirm_deadline(queue.sink);
     let mut pos = queue.start();
     let mut r =
         Relay { outbox, queue, sinks, pending: VecDeque::new(), single: false, failures: 0, refusals: 0 };
-    let mut last_tick = Instant::now();
-    r.serve_request().await;
+    let mut unreadable = 0;
     loop {
-        if last_tick.elapsed() >= TICK {
-            last_tick = Instant::now();
-            r.serve_request().await;
-            r.outbox.refresh_gauges();
-        }
         if r.pending.is_empty() {
             r.single = false;
             let queue = r.queue.clone();
@@ -116,24 +118,44 @@ async fn run(outbox: Outbox, queue: Arc<Queue>, sinks: Sinks, mut stop: Stop) {
                 let got = queue.read(&mut pos, BATCH, BATCH_BYTES);
                 (pos, got)
             });
-            let got;
-            (pos, got) = match read.await {
-                Ok(done) => done,
-                Err(e) => (pos, Err(std::io::Error::other(e))),
-            };
-            match got {
-                Ok(entries) => r.pending.extend(entries),
-                Err(e) => {
-                    tracing::error!(sink = r.queue.sink, error = %e, "outbox: reading the queue failed");
-                    r.failures += 1;
-                    if bounded(tokio::time::sleep(backoff(r.failures)), &mut stop).await.is_none() {
-                        return;
+            let Ok((moved, batch)) = read.await else { return };
+            pos = moved;
+            r.pending.extend(batch.reads);
+            // What was read before a failure is delivered first; the failure comes back next.
+            if let (Some(error), true) = (batch.error, r.pending.is_empty()) {
+                tracing::error!(sink = r.queue.sink, %error, "outbox: reading the queue failed");
+                let lasting = !matches!(error, ReadError::Io(_));
+                unreadable = if lasting { unreadable + 1 } else { 0 };
+                if unreadable >= UNREADABLE_TRIES {
+                    let queue = r.queue.clone();
+                    let aside = tokio::task::spawn_blocking(move || {
+                        let done = queue.set_aside(&error, &mut pos);
+                        (pos, done)
+                    });
+                    let Ok((moved, done)) = aside.await else { return };
+                    pos = moved;
+                    match done {
+                        Ok(()) => unreadable = 0,
+                        Err(e) => {
+                            tracing::error!(sink = r.queue.sink, error = %e, "outbox: could not set an unreadable entry aside")
+                        }
                     }
                     continue;
                 }
+                r.failures += 1;
+                if bounded(tokio::time::sleep(backoff(r.failures)), &mut stop).await.is_none() {
+                    return;
+                }
+                continue;
             }
+            unreadable = 0;
             if r.pending.is_empty() {
+                let queue = r.queue.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || queue.settle(&pos)).await {
+                    tracing::error!(sink = r.queue.sink, error = %e, "outbox: could not record a delivery");
+                }
                 r.queue.try_leave();
+                r.outbox.refresh_gauges();
                 if stop.borrow().is_some() {
                     return;
                 }
@@ -164,6 +186,26 @@ async fn run(outbox: Outbox, queue: Arc<Queue>, sinks: Sinks, mut stop: Stop) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Carries out the requests the CLI leaves for one sink, apart from its relay (whose publishes
+/// may wait long on a broker), until the service stops.
+async fn serve_requests(outbox: Outbox, queue: Arc<Queue>, mut stop: Stop) {
+    loop {
+        let dir = queue.dir.clone();
+        let taken = tokio::task::spawn_blocking(move || dead::take_request(&dir)).await;
+        if let Ok(Some(req)) = taken {
+            let applied = outbox.apply(queue.sink, &req).await;
+            let dir = queue.dir.clone();
+            let answered = tokio::task::spawn_blocking(move || dead::answer(&dir, &applied)).await;
+            if let Ok(Err(e)) = answered {
+                tracing::warn!(sink = queue.sink, error = %e, "outbox: could not answer a request");
+            }
+        }
+        if stop.borrow().is_some() || bounded(tokio::time::sleep(TICK), &mut stop).await.is_none() {
+            return;
         }
     }
 }
@@ -208,18 +250,28 @@ impl Relay {
             tracing::warn!(sink, error = %e, attempt = self.refusals, of = max, "outbox: the sink refused an entry");
             return false;
         }
-        let Some(head) = self.pending.pop_front() else { return true };
+        let Some(head) = self.pending.front() else { return true };
         let (queue, error, attempts) = (self.queue.clone(), e.to_string(), self.refusals);
+        let (entry, bytes) = (head.entry.clone(), head.bytes);
+        // One writer of the dead letters at a time: an operator's requeue may be rewriting them.
+        let _dead = self.queue.dead_lock().await;
         let moved = tokio::task::spawn_blocking(move || {
-            queue.dead_letter(&head.entry, attempts, &error)?;
-            queue.ack(head.entry.seq, 1, head.bytes)
+            queue.dead_letter(&entry, attempts, &error)?;
+            queue.ack(entry.seq, 1, bytes)
         })
         .await;
-        if let Ok(Err(e)) | Err(e) = moved.map_err(std::io::Error::other) {
-            tracing::error!(sink, error = %e, "outbox: could not move an entry to the dead letters");
+        match moved.map_err(std::io::Error::other) {
+            Ok(Ok(())) => {
+                self.pending.pop_front();
+                (self.failures, self.refusals) = (0, 0);
+                true
+            }
+            // Kept pending (and refused again next time): an entry is moved, or it stays.
+            Ok(Err(e)) | Err(e) => {
+                tracing::error!(sink, error = %e, "outbox: could not move an entry to the dead letters; trying again");
+                false
+            }
         }
-        (self.failures, self.refusals) = (0, 0);
-        true
     }
 
     /// The backoff after a failure; cut short when the sink turns healthy again.
@@ -231,16 +283,6 @@ impl Relay {
             if was_down && self.sinks.health_of(self.queue.sink).is_ok() {
                 return;
             }
-        }
-    }
-
-    /// Carries out a request the CLI left for this sink, if any.
-    async fn serve_request(&self) {
-        let dir = self.queue.dir.clone();
-        let Some(req) = dead::take_request(&dir) else { return };
-        let applied = self.outbox.apply(self.queue.sink, &req).await;
-        if let Err(e) = dead::answer(&dir, &applied) {
-            tracing::warn!(sink = self.queue.sink, error = %e, "outbox: could not answer a request");
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Job {
     pub payloads: Vec<Vec<u8>>,
     /// Keeps the queue in backlog until this job is committed or refused.
     pub ticket: Ticket,
+    /// Entries moved, not added (requeued dead letters): their bytes are on disk already, so the
+    /// byte budget does not refuse them.
+    pub moving: bool,
     pub done: oneshot::Sender<Result<(), OutboxError>>,
 }
 
@@ -85,7 +88,7 @@ impl Writer {
                 continue;
             }
             let size: u64 = job.payloads.iter().map(|p| segment::framed_len(p)).sum();
-            if used + adding + size > self.max {
+            if !job.moving && used + adding + size > self.max {
                 refused = true;
                 self.space.refuse();
                 let _ = job.done.send(Err(OutboxError::Full { used: used + adding, max: self.max }));
@@ -129,7 +132,7 @@ impl Writer {
             Err(e) => {
                 let reason = format!("{}: {e}", queue.dir.display());
                 tracing::error!(sink = queue.sink, error = %reason, "outbox: write failed; nothing of it was acknowledged");
-                queue.lock().error = Some(reason.clone());
+                queue.lock().error = Some((reason.clone(), std::time::Instant::now()));
                 for job in taken {
                     let _ = job.done.send(Err(OutboxError::Io(reason.clone())));
                 }

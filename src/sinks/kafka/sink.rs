@@ -59,8 +59,11 @@ impl KafkaSink {
         let setting = |name: &str| config.get(name).and_then(|v| v.trim().parse::<u64>().ok());
         let message_max_bytes =
             setting("message.max.bytes").map_or(DEFAULT_MESSAGE_MAX_BYTES, |n| n as usize);
-        let message_timeout =
-            Duration::from_millis(setting("message.timeout.ms").unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS));
+        // 0 is librdkafka's "no timeout": a day stands for it.
+        let message_timeout = match setting("message.timeout.ms").unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS) {
+            0 => Duration::from_secs(24 * 3600),
+            ms => Duration::from_millis(ms),
+        };
         let producer = config
             .create_with_context(Context { health: health.clone() })
             .map_err(|e| SinkError::Unavailable { sink: "kafka", reason: e.to_string() })?;

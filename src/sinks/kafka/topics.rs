@@ -34,6 +34,8 @@ impl Default for TopicSettings {
 
 /// A missing topic is looked up again after this long (an operator may have created it).
 const RECHECK: Duration = Duration::from_secs(5);
+/// A missing topic nothing was routed to for this long no longer counts against readiness.
+const FORGET: Duration = Duration::from_secs(60);
 /// Bound on one metadata lookup or creation.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -42,9 +44,16 @@ pub struct Topics {
     settings: TopicSettings,
     config: ClientConfig,
     known: RwLock<HashSet<String>>,
-    missing: Mutex<HashMap<String, (Instant, String)>>,
+    /// Why each is missing, when it was last looked up, and when last routed to.
+    missing: Mutex<HashMap<String, Missing>>,
     admin: Mutex<Option<std::sync::Arc<AdminClient<DefaultClientContext>>>>,
     gauge: metrics::Gauge,
+}
+
+struct Missing {
+    why: String,
+    checked: Instant,
+    wanted: Instant,
 }
 
 fn rejected(reason: String) -> SinkError {
@@ -78,36 +87,47 @@ impl Topics {
         if self.known.read().unwrap_or_else(PoisonError::into_inner).contains(topic) {
             return Ok(());
         }
-        if let Some((at, why)) = self.missing.lock().unwrap_or_else(PoisonError::into_inner).get(topic) {
-            if at.elapsed() < RECHECK {
-                return Err(rejected(why.clone()));
+        if let Some(m) = self.missing.lock().unwrap_or_else(PoisonError::into_inner).get_mut(topic) {
+            m.wanted = Instant::now();
+            if m.checked.elapsed() < RECHECK {
+                // Not asked again yet: for now, not a fresh refusal (which the outbox counts).
+                return Err(unavailable(m.why.clone()));
             }
         }
         let found = self.lookup(producer, topic).await?;
         let outcome = match (found, self.settings.create) {
             (true, _) => Ok(()),
             (false, true) => self.create(topic).await,
-            (false, false) => Err(format!(
+            (false, false) => Err(rejected(format!(
                 "topic `{topic}` does not exist and creating topics is off (REGBRIDGE_KAFKA_CREATE_TOPICS)"
-            )),
+            ))),
         };
+        let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome {
             Ok(()) => {
                 self.known.write().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned());
-                let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
                 if missing.remove(topic).is_some() {
                     tracing::info!(sink = "kafka", topic, "topic is available now");
                 }
                 self.gauge.set(missing.len() as f64);
                 Ok(())
             }
-            Err(why) => {
-                let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
-                if missing.insert(topic.to_owned(), (Instant::now(), why.clone())).is_none() {
+            // Another request found it meanwhile: it is there.
+            Err(_) if self.known.read().unwrap_or_else(PoisonError::into_inner).contains(topic) => Ok(()),
+            Err(e) => {
+                let why = match &e {
+                    SinkError::Rejected { reason, .. } | SinkError::Unavailable { reason, .. } => {
+                        reason.clone()
+                    }
+                    other => other.to_string(),
+                };
+                let now = Instant::now();
+                let seen = Missing { why: why.clone(), checked: now, wanted: now };
+                if missing.insert(topic.to_owned(), seen).is_none() {
                     tracing::error!(sink = "kafka", topic, reason = %why, "topic missing: events routed to it are not delivered");
                 }
                 self.gauge.set(missing.len() as f64);
-                Err(rejected(why))
+                Err(e)
             }
         }
     }
@@ -138,17 +158,21 @@ impl Topics {
         }
     }
 
-    async fn create(&self, topic: &str) -> Result<(), String> {
+    /// Creates `topic`: refused for good when the cluster says it may not be (policy, rights, an
+    /// invalid name or count), unavailable when it could not be asked or did not answer.
+    async fn create(&self, topic: &str) -> Result<(), SinkError> {
+        let failed =
+            |e: &dyn std::fmt::Display| format!("topic `{topic}` does not exist and creating it failed: {e}");
         let admin = {
             let mut slot = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
             match &*slot {
                 Some(a) => a.clone(),
                 None => {
-                    let a = std::sync::Arc::new(
-                        self.config
-                            .create::<AdminClient<DefaultClientContext>>()
-                            .map_err(|e| e.to_string())?,
-                    );
+                    let a = self
+                        .config
+                        .create::<AdminClient<DefaultClientContext>>()
+                        .map_err(|e| unavailable(failed(&e)))?;
+                    let a = std::sync::Arc::new(a);
                     *slot = Some(a.clone());
                     a
                 }
@@ -157,10 +181,8 @@ impl Topics {
         let s = &self.settings;
         let new = NewTopic::new(topic, s.partitions, TopicReplication::Fixed(s.replication_factor));
         let options = AdminOptions::new().request_timeout(Some(LOOKUP_TIMEOUT));
-        let results = admin
-            .create_topics([&new], &options)
-            .await
-            .map_err(|e| format!("topic `{topic}` does not exist and creating it failed: {e}"))?;
+        let results = admin.create_topics([&new], &options).await.map_err(|e| unavailable(failed(&e)))?;
+        use RDKafkaErrorCode as C;
         match results.into_iter().next() {
             Some(Ok(_)) => {
                 tracing::info!(
@@ -173,19 +195,32 @@ impl Topics {
                 Ok(())
             }
             // Created meanwhile by someone else: just as good.
-            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
-            Some(Err((_, e))) => Err(format!("topic `{topic}` does not exist and creating it failed: {e}")),
-            None => Err(format!("topic `{topic}` does not exist and the broker did not answer its creation")),
+            Some(Err((_, C::TopicAlreadyExists))) => Ok(()),
+            Some(Err((
+                _,
+                e @ (C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::PolicyViolation
+                | C::InvalidTopic
+                | C::InvalidPartitions
+                | C::InvalidReplicationFactor
+                | C::InvalidConfig),
+            ))) => Err(rejected(failed(&e))),
+            Some(Err((_, e))) => Err(unavailable(failed(&e))),
+            None => Err(unavailable(failed(&"the broker did not answer"))),
         }
     }
 
-    /// `Err` naming the topics known to be missing, for `/readyz`.
+    /// `Err` naming the topics known to be missing that events were routed to lately, for
+    /// `/readyz`; the others are forgotten.
     pub fn health(&self) -> Result<(), String> {
-        let missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
+        missing.retain(|_, m| m.wanted.elapsed() < FORGET);
+        self.gauge.set(missing.len() as f64);
         if missing.is_empty() {
             return Ok(());
         }
-        let mut reasons: Vec<&str> = missing.values().map(|(_, why)| why.as_str()).collect();
+        let mut reasons: Vec<&str> = missing.values().map(|m| m.why.as_str()).collect();
         reasons.sort_unstable();
         Err(reasons.join("; "))
     }
