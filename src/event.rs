@@ -59,6 +59,15 @@ pub mod kinds {
     pub const CHART_UPLOADED: Kind = kind!("chart", "uploaded");
     pub const CHART_DOWNLOADED: Kind = kind!("chart", "downloaded");
     pub const CHART_DELETED: Kind = kind!("chart", "deleted");
+    pub const BUILD_QUEUED: Kind = kind!("build", "queued");
+    pub const BUILD_STARTED: Kind = kind!("build", "started");
+    pub const BUILD_SUCCEEDED: Kind = kind!("build", "succeeded");
+    pub const BUILD_FAILED: Kind = kind!("build", "failed");
+    pub const BUILD_CANCELLED: Kind = kind!("build", "cancelled");
+    pub const VULNERABILITY_FOUND: Kind = kind!("vulnerability", "found");
+    /// A CloudEvent of a type regbridge does not know, forwarded as it came from an endpoint that
+    /// asks for it (`passthrough: true`): its own type is `origtype`, the event `data.original`.
+    pub const CLOUDEVENT_FORWARDED: Kind = kind!("cloudevent", "forwarded");
 }
 
 /// What a dialect knows about one occurrence. Fields the vendor does not give stay `None` and
@@ -86,6 +95,9 @@ pub struct Occurrence {
     pub time: Option<DateTime<Utc>>,
     /// Normalized scan summary on scan events.
     pub scan: Option<Value>,
+    /// The CloudEvents `subject` as the sender gave it, for events not about an image (a
+    /// forwarded CloudEvent). `None`: derived from the image fields (see [`Self::subject`]).
+    pub subject: Option<String>,
     /// This occurrence's own part of the payload, when one payload fans out to several (a batch
     /// entry; a Harbor payload with only this resource): its `data.original`. `None`: the whole
     /// payload is.
@@ -108,12 +120,17 @@ impl Occurrence {
             actor: None,
             time: None,
             scan: None,
+            subject: None,
             part: None,
         }
     }
 
-    /// `<repository>:<tag>`, else `<repository>@<digest>`, else the repository alone.
+    /// The sender's own subject if it gave one; else `<repository>:<tag>`, else
+    /// `<repository>@<digest>`, else the repository alone.
     pub fn subject(&self) -> Option<String> {
+        if let Some(subject) = &self.subject {
+            return Some(subject.clone());
+        }
         let repo = self.repository.as_deref()?;
         Some(match (&self.tag, &self.digest) {
             (Some(tag), _) => [repo, ":", tag].concat(),
@@ -179,8 +196,9 @@ pub fn build(occ: &Occurrence, env: &Envelope<'_>, original: Option<&Original>) 
         .or_else(|| occ.host.as_ref().map(|h| format!("https://{h}")))
         .unwrap_or_else(|| format!("urn:regbridge:endpoint:{}", env.endpoint));
     // One image's events share a partition/ordering key; events without a repository (quota,
-    // replication, scanner) are keyed by their registry instance instead.
-    let partitionkey = occ.repository.clone().unwrap_or_else(|| source.clone());
+    // replication, scanner) are keyed by their sender's subject, else their registry instance.
+    let partitionkey =
+        occ.repository.clone().or_else(|| occ.subject.clone()).unwrap_or_else(|| source.clone());
     let time_text = occ.time.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
     let subject = occ.subject();
 

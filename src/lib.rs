@@ -11,9 +11,11 @@
 //! - [`ingress`]: actix-web routes; the webhook handler runs the stages below in a straight
 //!   line and maps every refusal to an RFC 9457 problem in one place (`ingress::IngressError`).
 //! - [`verify`]: the only way from an `UnverifiedRequest` to a `VerifiedRequest`: Standard
-//!   Webhooks HMAC (both key modes), Harbor's `Authorization`, MSR's `?token=`; constant-time.
-//! - [`dialects`]: one file per registry (Root, Harbor, MSR) turning a verified body into
-//!   [`event::Occurrence`]s; [`event`] builds the contract's CloudEvent from each.
+//!   Webhooks HMAC (both key modes), a static header, a `?token=`, an HMAC of the body with the
+//!   dialect's algorithm and encoding; constant-time.
+//! - [`dialects`]: one file per registry (Root, Harbor, MSR, Distribution and GitLab, Docker
+//!   Hub, Quay, GitHub, JFrog, Nexus, ACR, GAR, ECR, any CloudEvents sender) turning a verified
+//!   body into [`event::Occurrence`]s; [`event`] builds the contract's CloudEvent from each.
 //! - [`route`]: pure rules, compiled at start-up, from an event to sink targets.
 //! - [`deliver`]: publishes to every routed sink within the budget; what a sink does not
 //!   confirm (or what must queue behind its backlog) goes to the [`outbox`] instead.
@@ -23,14 +25,16 @@
 //!   that delivers them in order once the sink takes them again.
 //!
 //! Around them: [`config`] (environment + file, validated once), [`app`] (bind, run, shut down
-//! in order), [`group_commit`] (one `fsync` for every concurrent writer: file sink and outbox)
-//! and [`telemetry`] (logs and metrics).
+//! in order), [`group_commit`] (one `fsync` for every concurrent writer: file sink and outbox),
+//! [`explain`] (`regbridge normalize`: the stages above on one payload, publishing nothing) and
+//! [`telemetry`] (logs and metrics).
 
 pub mod app;
 pub mod config;
 pub mod deliver;
 pub mod dialects;
 pub mod event;
+pub mod explain;
 pub mod group_commit;
 pub mod ingress;
 pub mod outbox;

@@ -38,6 +38,25 @@ enum Command {
     /// Validate the environment and files, print the effective configuration with secrets
     /// masked, and exit non-zero on any error.
     CheckConfig,
+    /// Show what a payload becomes at an endpoint: its CloudEvents, where each is routed and the
+    /// headers each sink sends; publishes nothing.
+    Normalize {
+        /// The payload file (`-`: standard input).
+        file: PathBuf,
+        /// The endpoint it is posted to (`harbor`, `github`, a configured one).
+        #[arg(long, short)]
+        endpoint: String,
+        /// A request header, `Name: value` (repeatable), e.g. `-H 'X-GitHub-Event: package'`;
+        /// `Content-Type` defaults to application/json.
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The query string (`token=...`).
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Also check the credentials (the headers and query must carry them).
+        #[arg(long)]
+        verify: bool,
+    },
     /// Look at the outbox and act on its dead letters (safe beside a running service).
     Outbox {
         #[command(subcommand)]
@@ -114,6 +133,44 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Outbox { .. } => unreachable!("handled before the configuration is loaded"),
+        Command::Normalize { file, endpoint, headers, query, verify } => {
+            Telemetry::init_logging();
+            let body = if file.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map(|_| b)
+            } else {
+                std::fs::read(&file)
+            };
+            let body = match body {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("regbridge normalize: {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let payload = regbridge::explain::Payload {
+                endpoint: &endpoint,
+                body: body.into(),
+                headers: &headers,
+                query: &query,
+                verify,
+            };
+            match regbridge::explain::explain(&config, &payload) {
+                Ok(v) => {
+                    let text = serde_json::to_string_pretty(&v).expect("JSON values serialize");
+                    let _ = writeln!(std::io::stdout(), "{text}");
+                    if v["outcome"] == "refused" || v.get("reason").is_some() {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("regbridge normalize: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Serve => match actix_web::rt::System::new().block_on(serve(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

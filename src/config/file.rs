@@ -66,6 +66,9 @@ pub struct EndpointFile {
     #[serde(default, alias = "secrets", alias = "auth", alias = "tokens")]
     pub credentials: Vec<Secret>,
     pub verify: Option<Scheme>,
+    /// The header the `authorization` scheme compares, when not the dialect's own (an
+    /// EventBridge API destination's API-key header, say).
+    pub header: Option<String>,
     pub signature_mode: Option<SignatureMode>,
     #[serde(default, deserialize_with = "scalar")]
     pub tolerance: Option<String>,
@@ -75,6 +78,8 @@ pub struct EndpointFile {
     #[serde(default)]
     pub unauthenticated: bool,
     pub include_original: Option<bool>,
+    #[serde(default)]
+    pub passthrough: bool,
 }
 
 impl EndpointFile {

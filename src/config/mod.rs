@@ -22,7 +22,9 @@ pub use secret::Secret;
 use crate::dialects::{self, DialectSpec};
 use crate::route::Router;
 use crate::sinks::{self, file as file_sink, ContentMode, SinkConfig};
-use crate::verify::{AuthorizationHeader, QueryToken, Scheme, SignatureMode, StandardWebhooks, Verifier};
+use crate::verify::{
+    AuthorizationHeader, BodyHmac, QueryToken, Scheme, SignatureMode, StandardWebhooks, Verifier,
+};
 
 /// A configuration problem, naming where the bad value came from.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,8 @@ pub struct Endpoint {
     pub rate_limit: Option<(u32, u32)>,
     /// Keep the vendor payload in `data.original`.
     pub include_original: bool,
+    /// Publish events of types the dialect does not know as they are (`cloudevents`).
+    pub passthrough: bool,
     /// How many credentials are configured (for `check-config`; never the values).
     pub credential_count: usize,
 }
@@ -102,12 +106,11 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 256;
 pub const DEFAULT_RATE: u32 = 1000;
 pub const DEFAULT_TOLERANCE: u64 = 300;
 
-/// Built-in endpoint names and the variable holding each one's credentials.
-pub const BUILT_IN: &[(&str, &str)] = &[
-    ("root", "REGBRIDGE_ROOT_SECRETS"),
-    ("harbor", "REGBRIDGE_HARBOR_AUTH"),
-    ("msr", "REGBRIDGE_MSR_TOKENS"),
-];
+/// Built-in endpoint names and the variable holding each one's credentials: every dialect with
+/// a variable of its own.
+pub fn built_in() -> impl Iterator<Item = (&'static str, &'static str)> {
+    dialects::REGISTRY.iter().filter_map(|d| Some((d.name, d.env?)))
+}
 
 impl Config {
     /// Loads from the process environment (and the file `REGBRIDGE_CONFIG` names).
@@ -247,6 +250,7 @@ impl Config {
                 "source": e.source,
                 "rate_limit": e.rate_limit.map(|(r, b)| json!({"per_second": r, "burst": b})),
                 "include_original": e.include_original,
+                "passthrough": e.passthrough,
             })).collect::<Vec<_>>(),
             "sinks": self.sinks.iter().map(|s| json!({ "type": s.spec().name, "settings": s.describe() })).collect::<Vec<_>>(),
             "routes": { "file": self.routes_file, "rules": self.router.describe() },
@@ -364,7 +368,7 @@ fn endpoints(
     unauthenticated: &[String],
     d: &EndpointDefaults,
 ) -> Result<Vec<Arc<Endpoint>>, ConfigError> {
-    let mut names: Vec<String> = BUILT_IN.iter().map(|(n, _)| (*n).to_owned()).collect();
+    let mut names: Vec<String> = built_in().map(|(n, _)| n.to_owned()).collect();
     let named: Vec<String> = file.endpoints.keys().filter(|k| !names.contains(k)).cloned().collect();
     names.extend(named);
 
@@ -378,7 +382,7 @@ fn endpoints(
                 "endpoint names may use letters, digits, `-` and `_`",
             ));
         }
-        let built_in = BUILT_IN.iter().find(|(n, _)| *n == name);
+        let built_in = built_in().find(|(n, _)| *n == name);
         let upper = name.to_ascii_uppercase().replace('-', "_");
         let dialect_name = f.dialect.clone().or_else(|| built_in.map(|(n, _)| (*n).to_owned()));
         let dialect_name = dialect_name
@@ -387,7 +391,7 @@ fn endpoints(
             dialects::by_name(&dialect_name).map_err(|e| ConfigError::invalid(key("dialect"), e))?;
 
         let (cred_var, credentials): (String, Vec<Secret>) =
-            match built_in.and_then(|(_, var)| env.get(var).map(|v| (*var, v))) {
+            match built_in.and_then(|(_, var)| env.get(var).map(|v| (var, v))) {
                 Some((var, v)) => (var.to_owned(), env::list(v).into_iter().map(Secret::new).collect()),
                 None => (key("credentials"), f.credentials.clone()),
             };
@@ -417,9 +421,21 @@ fn endpoints(
                     .map_err(|e| ConfigError::invalid(&cred_var, e))?,
             )),
             (Scheme::Authorization, false) => {
-                Some(Verifier::Authorization(AuthorizationHeader::new(values())))
+                let name = f.header.as_deref().unwrap_or(dialect.auth_header);
+                let header = actix_web::http::header::HeaderName::try_from(name)
+                    .map_err(|e| ConfigError::invalid(key("header"), format!("`{name}`: {e}")))?;
+                Some(Verifier::Authorization(AuthorizationHeader::named(header, values())))
             }
             (Scheme::Token, false) => Some(Verifier::Token(QueryToken::new(values()))),
+            (Scheme::Hmac, false) => {
+                let spec = dialect.hmac.ok_or_else(|| {
+                    ConfigError::invalid(
+                        key("verify"),
+                        format!("dialect `{}` has no signature scheme", dialect.name),
+                    )
+                })?;
+                Some(Verifier::Hmac(BodyHmac::new(spec, values())))
+            }
         };
         if verifier.is_none() {
             tracing::info!(endpoint = %name, "endpoint disabled: no credentials configured and not marked unauthenticated");
@@ -436,6 +452,7 @@ fn endpoints(
             source,
             rate_limit,
             include_original: f.include_original.unwrap_or(d.include_original),
+            passthrough: f.passthrough,
             credential_count: credentials.len(),
         }));
     }

@@ -137,7 +137,7 @@ fn bad_values_name_their_variable_or_key() {
 fn file_errors_name_the_key() {
     let cases = [
         ("endpoints:\n  x:\n    auth: [a]\n", "endpoints.x.dialect"),
-        ("endpoints:\n  x:\n    dialect: quay\n", "valid: root, harbor, msr"),
+        ("endpoints:\n  x:\n    dialect: artifactory\n", "valid: root, harbor, msr, distribution"),
         ("endpoints:\n  bad name:\n    dialect: msr\n", "endpoints.bad name"),
         ("sinks:\n  kafkaa: {}\n", "sinks.kafkaa"),
         ("bodylimit: 1\n", "unknown field"),

@@ -13,7 +13,8 @@ use super::{
 use crate::event::{kinds, Kind, Occurrence, Original};
 use crate::verify::Scheme;
 
-pub const DIALECT: DialectSpec = DialectSpec { name: "harbor", scheme: Scheme::Authorization, normalize };
+pub const DIALECT: DialectSpec =
+    DialectSpec::new("harbor", Scheme::Authorization, Some("REGBRIDGE_HARBOR_AUTH"), normalize);
 
 /// Harbor event types and their kinds: `(Default, legacy pre-2.0 Default, CloudEvents, kind)`.
 ///
@@ -191,7 +192,7 @@ fn default_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
     occurrences(input, "event_data", shared, data).map(Normalized::Events)
 }
 
-fn cloudevents_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
+pub(super) fn cloudevents_format(input: &Input<'_>) -> Result<Normalized, DialectError> {
     let p = CloudEventPayload::deserialize(input.json()?).map_err(DialectError::InvalidJson)?;
     let ty = non_empty(p.ty.as_deref()).ok_or(DialectError::Missing("type"))?;
     // Harbor generates the id once per (event, policy) before queueing, so retries keep it.
@@ -396,6 +397,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::dialects::testing::{at, s};
 
     const ENDPOINT: &str = "harbor";
 
@@ -437,14 +439,6 @@ mod tests {
             ..like.clone()
         };
         assert_eq!(events(body, MediaType::Json), [want]);
-    }
-
-    fn s(v: &str) -> Option<String> {
-        Some(v.to_owned())
-    }
-
-    fn at(rfc3339: &str) -> Option<DateTime<Utc>> {
-        Some(DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc))
     }
 
     fn sha(c: char) -> String {

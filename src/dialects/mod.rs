@@ -4,24 +4,54 @@
 //! registry is one new module plus one line there. Dialects never see an unverified request: the
 //! only way in is [`normalize`], which takes a [`VerifiedRequest`].
 
+mod acr;
+mod ce;
+mod cloudevents;
+mod distribution;
+mod dockerhub;
+mod ecr;
+mod fields;
+mod gar;
+mod github;
 mod harbor;
+mod jfrog;
 mod msr;
+mod nexus;
+mod quay;
 mod root;
 mod scan;
 
-use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
+use std::sync::LazyLock;
 
-use chrono::{DateTime, Utc};
-use serde::de::Unexpected;
+use actix_web::http::header::HeaderMap;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::event::{Occurrence, Original};
-use crate::verify::{Scheme, VerifiedRequest};
+use crate::verify::{HmacSpec, Scheme, VerifiedRequest};
+pub(crate) use fields::{
+    digest_id, fan_out_id, is_digest, kind_in, non_empty, non_empty_str, object_member, parse_reference,
+    parse_time, real_digest, str_member, text_field, unexpected, ImageRef, Text,
+};
 
-/// Every dialect regbridge speaks. The first three back the built-in endpoints of the same name.
-pub const REGISTRY: &[&DialectSpec] = &[&root::DIALECT, &harbor::DIALECT, &msr::DIALECT];
+/// Every dialect regbridge speaks; those with a variable back the built-in endpoints of the same
+/// name.
+pub const REGISTRY: &[&DialectSpec] = &[
+    &root::DIALECT,
+    &harbor::DIALECT,
+    &msr::DIALECT,
+    &distribution::DIALECT,
+    &distribution::GITLAB,
+    &dockerhub::DIALECT,
+    &quay::DIALECT,
+    &github::DIALECT,
+    &jfrog::DIALECT,
+    &nexus::DIALECT,
+    &acr::DIALECT,
+    &gar::DIALECT,
+    &ecr::DIALECT,
+    &cloudevents::DIALECT,
+];
 
 /// A registry dialect: its name (also the `registry` extension), how its senders authenticate and
 /// the pure function that reads its payloads.
@@ -29,7 +59,46 @@ pub struct DialectSpec {
     pub name: &'static str,
     /// The verification scheme an endpoint of this dialect uses unless configured otherwise.
     pub scheme: Scheme,
+    /// The variable whose credentials enable the built-in endpoint of this name; `None`: only
+    /// named endpoints of the config file use it.
+    pub env: Option<&'static str>,
+    /// The header the `authorization` scheme compares (unless an endpoint names another).
+    pub auth_header: &'static str,
+    /// The signature header and forms of the `hmac` scheme.
+    pub hmac: Option<&'static HmacSpec>,
+    /// Its senders validate the endpoint first the CloudEvents webhook way (`OPTIONS` with
+    /// `WebHook-Request-Origin`).
+    pub webhook_validation: bool,
     pub(crate) normalize: fn(&Input<'_>) -> Result<Normalized, DialectError>,
+}
+
+impl DialectSpec {
+    /// A dialect authenticating with `scheme` through the `Authorization` header or the query,
+    /// with a built-in endpoint enabled by `env`.
+    pub(crate) const fn new(
+        name: &'static str,
+        scheme: Scheme,
+        env: Option<&'static str>,
+        normalize: fn(&Input<'_>) -> Result<Normalized, DialectError>,
+    ) -> Self {
+        Self {
+            name,
+            scheme,
+            env,
+            auth_header: "authorization",
+            hmac: None,
+            webhook_validation: false,
+            normalize,
+        }
+    }
+
+    pub(crate) const fn with_webhook_validation(self) -> Self {
+        Self { webhook_validation: true, ..self }
+    }
+
+    pub(crate) const fn with_hmac(self, hmac: &'static HmacSpec) -> Self {
+        Self { hmac: Some(hmac), ..self }
+    }
 }
 
 impl std::fmt::Debug for DialectSpec {
@@ -46,13 +115,34 @@ pub fn by_name(name: &str) -> Result<&'static DialectSpec, String> {
     })
 }
 
-/// The two body media types the ingress accepts.
+/// The body media types the ingress accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaType {
-    /// `application/json`
+    /// `application/json`, or another `…+json` type (Distribution's
+    /// `application/vnd.docker.distribution.events.v2+json`).
     Json,
     /// `application/cloudevents+json` (structured-mode CloudEvent)
     CloudEvents,
+    /// `application/cloudevents-batch+json` (a JSON array of structured-mode CloudEvents)
+    CloudEventsBatch,
+}
+
+impl MediaType {
+    /// The media type of a `Content-Type` essence, if it is one regbridge reads.
+    pub fn of(essence: &str) -> Option<Self> {
+        let is = |t: &str| essence.eq_ignore_ascii_case(t);
+        if is("application/cloudevents+json") {
+            Some(Self::CloudEvents)
+        } else if is("application/cloudevents-batch+json") {
+            Some(Self::CloudEventsBatch)
+        } else if is("application/json")
+            || essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case("+json")
+        {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
 }
 
 /// What one request may turn into: at most `max_events` events, whose own parts of the payload
@@ -64,25 +154,81 @@ pub struct Bounds {
     pub max_output: usize,
 }
 
+/// How an endpoint asks its dialect to read: its bounds, and whether unknown types pass through.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reading {
+    pub bounds: Bounds,
+    pub passthrough: bool,
+}
+
 impl Default for Bounds {
     fn default() -> Self {
         Self { max_events: 1000, max_output: 4 << 20 }
     }
 }
 
-/// What a dialect's normalizer reads: the verified body, and its JSON tree once asked for.
+/// What a dialect's normalizer reads: the verified body and headers, and the body's JSON tree
+/// once asked for.
 pub(crate) struct Input<'a> {
     /// Endpoint name; part of the digest id of unsigned formats without an id of their own.
     pub endpoint: &'a str,
     pub media: MediaType,
     pub body: &'a [u8],
+    pub headers: &'a HeaderMap,
+    /// The raw query string of the request.
+    pub query: &'a str,
     pub bounds: Bounds,
+    /// The endpoint publishes events of types it does not know as they are, instead of
+    /// acknowledging them as unmapped (`passthrough: true`; the `cloudevents` dialect).
+    pub passthrough: bool,
     json: OnceCell<Value>,
+    /// Entries of the payload that are not about an artifact a consumer can pull (a layer blob):
+    /// acknowledged and counted, not published.
+    skipped: Cell<usize>,
+    /// Entries of a known dialect whose type is not mapped: acknowledged and counted.
+    unmapped: Cell<usize>,
 }
+
+/// No headers, for normalizers given a body alone (tests, benchmarks).
+static NO_HEADERS: LazyLock<HeaderMap> = LazyLock::new(HeaderMap::new);
 
 impl<'a> Input<'a> {
     pub fn new(endpoint: &'a str, media: MediaType, body: &'a [u8]) -> Self {
-        Self { endpoint, media, body, bounds: Bounds::default(), json: OnceCell::new() }
+        Self {
+            endpoint,
+            media,
+            body,
+            headers: &NO_HEADERS,
+            query: "",
+            bounds: Bounds::default(),
+            passthrough: false,
+            json: OnceCell::new(),
+            skipped: Cell::new(0),
+            unmapped: Cell::new(0),
+        }
+    }
+
+    /// A header's value as text, trimmed; `None` when absent, empty or not text.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// A query parameter, decoded; `None` when absent or empty.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Counts an entry of a type not mapped, left out of a batch (see `unmapped`).
+    pub fn unmapped_entry(&self) {
+        self.unmapped.set(self.unmapped.get() + 1);
+    }
+
+    /// Counts an entry acknowledged without an event (see `skipped`).
+    pub fn skip(&self) {
+        self.skipped.set(self.skipped.get() + 1);
     }
 
     /// The body as a JSON tree, parsed on first use. A dialect with one fixed shape (Root)
@@ -97,11 +243,34 @@ impl<'a> Input<'a> {
 }
 
 /// A dialect's answer: events, or a well-formed payload whose type regbridge does not map (which
-/// is acknowledged and counted, never an error: senders must not retry it forever).
+/// is acknowledged and counted, never an error: senders must not retry it forever), or a
+/// handshake the sender needs answered before it delivers (GitHub's `ping`, Event Grid's
+/// subscription validation).
 #[derive(Debug, PartialEq)]
 pub enum Normalized {
     Events(Vec<Occurrence>),
     Unmapped { origtype: String },
+    Answer(Handshake),
+}
+
+/// The answer to a handshake: status and JSON body, published nowhere.
+#[derive(Debug, PartialEq)]
+pub struct Handshake {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// What [`normalize`] made of a request.
+#[derive(Debug)]
+pub struct Normalization {
+    pub normalized: Normalized,
+    /// The whole payload for `data.original` (`None` when switched off, or nothing to publish).
+    pub original: Option<Original>,
+    /// Entries acknowledged without an event (not about a pullable artifact).
+    pub skipped: usize,
+    /// Entries of types not mapped: those a batch left out, or at least 1 when the whole payload
+    /// is [`Normalized::Unmapped`].
+    pub unmapped: usize,
 }
 
 /// Why a payload cannot be read; all of these are the sender's fault (HTTP 400).
@@ -144,10 +313,11 @@ impl DialectError {
 pub fn normalize(
     dialect: &DialectSpec,
     endpoint: &str,
-    req: &VerifiedRequest,
+    req: &VerifiedRequest<'_>,
     keep_original: bool,
-    bounds: Bounds,
-) -> Result<(Normalized, Option<Original>), DialectError> {
+    reading: Reading,
+) -> Result<Normalization, DialectError> {
+    let Reading { bounds, passthrough } = reading;
     // JSON is UTF-8 (RFC 8259), and everything downstream carries parts of the body as text. A
     // dialect that skips the fields it does not read (Root's borrowed parse) would otherwise let
     // a stray byte through into `data.original`, and every consumer's parser would choke on it.
@@ -155,7 +325,13 @@ pub fn normalize(
     if let Err(e) = std::str::from_utf8(req.body()) {
         return Err(DialectError::NotUtf8 { offset: e.valid_up_to() });
     }
-    let input = Input { bounds, ..Input::new(endpoint, req.media(), req.body()) };
+    let input = Input {
+        bounds,
+        passthrough,
+        headers: req.headers(),
+        query: req.query(),
+        ..Input::new(endpoint, req.media(), req.body())
+    };
     let mut normalized = (dialect.normalize)(&input)?;
     if let Normalized::Events(occurrences) = &mut normalized {
         // Every dialect, whatever it checked itself on the way.
@@ -175,7 +351,11 @@ pub fn normalize(
         ),
         false => None,
     };
-    Ok((normalized, original))
+    let unmapped = match normalized {
+        Normalized::Unmapped { .. } => input.unmapped.get().max(1),
+        _ => input.unmapped.get(),
+    };
+    Ok(Normalization { normalized, original, skipped: input.skipped.get(), unmapped })
 }
 
 /// CloudEvents forbids control characters (U+0000–U+001F, U+007F–U+009F) in attribute values,
@@ -213,114 +393,8 @@ fn check_attribute_text(occ: &Occurrence) -> Result<(), DialectError> {
     Ok(())
 }
 
-/// The id of an occurrence from a format that carries none: a digest of the endpoint name and the
-/// raw body, so a sender's retry of the same delivery yields the same id.
-pub(crate) fn digest_id(endpoint: &str, body: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(endpoint.as_bytes());
-    h.update(b"\n");
-    h.update(body);
-    hex::encode(h.finalize())
-}
-
-/// The id of the `index`-th of `total` occurrences fanned out from one payload.
-pub(crate) fn fan_out_id(base: &str, index: usize, total: usize) -> String {
-    if total > 1 {
-        format!("{base}#{index}")
-    } else {
-        base.to_owned()
-    }
-}
-
-/// An RFC 3339 timestamp from the payload's `field`.
-pub(crate) fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, DialectError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| DialectError::Invalid { field, reason: e.to_string() })
-}
-
-/// How serde names a JSON value's type in an "invalid type" error.
-pub(crate) fn unexpected(v: &Value) -> Unexpected<'_> {
-    match v {
-        Value::Null => Unexpected::Unit,
-        Value::Bool(b) => Unexpected::Bool(*b),
-        Value::Number(_) => Unexpected::Other("number"),
-        Value::String(s) => Unexpected::Str(s),
-        Value::Array(_) => Unexpected::Seq,
-        Value::Object(_) => Unexpected::Map,
-    }
-}
-
-/// A JSON string field, borrowed from the body unless it contains escapes (serde's own
-/// `#[serde(borrow)]` cannot borrow through an `Option<Cow<str>>`).
-pub(crate) struct Text<'a>(Cow<'a, str>);
-
-impl std::ops::Deref for Text<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
-            type Value = Text<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(Visitor(std::marker::PhantomData))
-    }
-}
-
-/// `Some(s)` unless `s` is empty: vendors send `""` for "unknown".
-pub(crate) fn non_empty(s: Option<&str>) -> Option<String> {
-    s.filter(|s| !s.is_empty()).map(str::to_owned)
-}
-
-/// The parts of a Docker-style image reference (`host/repo/path:tag@digest`).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct ImageRef {
-    pub host: Option<String>,
-    pub repository: Option<String>,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-/// Split a pull reference the way Docker does: the first path component is a host only if it
-/// contains `.` or `:` or is `localhost`. An `http(s)://` prefix is dropped first. Empty tags
-/// (`repo:`) and empty parts become `None`.
-pub(crate) fn parse_reference(reference: &str) -> ImageRef {
-    let r =
-        reference.strip_prefix("https://").or_else(|| reference.strip_prefix("http://")).unwrap_or(reference);
-    let (r, digest) = match r.split_once('@') {
-        Some((name, digest)) => (name, non_empty(Some(digest))),
-        None => (r, None),
-    };
-    let (host, path) = match r.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-            (Some(first.to_owned()), rest)
-        }
-        _ => (None, r),
-    };
-    // A `:` after the last `/` separates the tag; one before it belongs to a host:port.
-    let (repo, tag) = match path.rfind(':') {
-        Some(i) if !path[i..].contains('/') => (&path[..i], non_empty(Some(&path[i + 1..]))),
-        _ => (path, None),
-    };
-    ImageRef { host, repository: non_empty(Some(repo)), tag, digest }
-}
+#[cfg(test)]
+mod testing;
 
 #[cfg(test)]
 mod tests;

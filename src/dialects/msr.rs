@@ -6,13 +6,14 @@ use serde_json::{Map, Value};
 
 use super::scan::Scan;
 use super::{
-    digest_id, fan_out_id, non_empty, parse_reference, parse_time, unexpected, DialectError, DialectSpec,
-    Input, Normalized,
+    digest_id, fan_out_id, kind_in, non_empty, parse_reference, parse_time, unexpected, DialectError,
+    DialectSpec, Input, Normalized,
 };
 use crate::event::{kinds, Kind, Occurrence};
 use crate::verify::Scheme;
 
-pub const DIALECT: DialectSpec = DialectSpec { name: "msr", scheme: Scheme::Token, normalize };
+pub const DIALECT: DialectSpec =
+    DialectSpec::new("msr", Scheme::Token, Some("REGBRIDGE_MSR_TOKENS"), normalize);
 
 /// MSR event types and their kinds. The README's mapping table mirrors this one.
 #[rustfmt::skip]
@@ -40,10 +41,6 @@ pub const EVENT_TYPES: &[(&str, Kind)] = &[
 /// `last_scan_status` codes, by value (MSR docs, "Security scan status codes").
 const SCAN_STATUSES: [&str; 7] =
     ["failed", "unscanned", "scanning", "pending", "scanned", "checking", "completed"];
-
-fn kind_of(ty: &str) -> Option<Kind> {
-    EVENT_TYPES.iter().find(|(name, _)| *name == ty).map(|row| row.1)
-}
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -115,11 +112,14 @@ fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
         match envelope(item, fan_out_id(&base_id, index, batch.len()))? {
             Normalized::Events(mut occ) => events.append(&mut occ),
             Normalized::Unmapped { origtype } => {
+                input.unmapped_entry();
                 first_unmapped.get_or_insert(origtype);
             }
+            // An envelope is never a handshake.
+            Normalized::Answer(_) => {}
         }
     }
-    // `Normalized` cannot say "some of each": a mixed batch reports its mapped events only.
+    // A mixed batch publishes its mapped events; the others are counted as unmapped.
     Ok(match first_unmapped {
         Some(origtype) if events.is_empty() => Normalized::Unmapped { origtype },
         _ => Normalized::Events(events),
@@ -136,7 +136,7 @@ fn envelope(json: &Value, id: String) -> Result<Normalized, DialectError> {
     let env = Envelope::deserialize(json).map_err(DialectError::InvalidJson)?;
     let ty = non_empty(env.ty.as_deref()).ok_or(DialectError::Missing("type"))?;
     let c = env.contents.ok_or(DialectError::Missing("contents"))?;
-    let Some(kind) = kind_of(&ty) else {
+    let Some(kind) = kind_in(EVENT_TYPES, &ty) else {
         return Ok(Normalized::Unmapped { origtype: ty });
     };
 
@@ -193,10 +193,10 @@ fn failed_scan(error: Option<String>) -> Scan {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
     use serde_json::json;
 
     use super::*;
+    use crate::dialects::testing::{at, s};
     use crate::dialects::MediaType;
 
     const ENDPOINT: &str = "msr";
@@ -222,14 +222,6 @@ mod tests {
     /// The occurrence a fixture must yield: its digest id, plus the given fields.
     fn new(body: &str, kind: Kind, origtype: &str) -> Occurrence {
         Occurrence::new(kind, digest_id(ENDPOINT, body.as_bytes()), origtype)
-    }
-
-    fn s(v: &str) -> Option<String> {
-        Some(v.to_owned())
-    }
-
-    fn at(rfc3339: &str) -> Option<DateTime<Utc>> {
-        Some(DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc))
     }
 
     fn a64() -> Option<String> {

@@ -6,7 +6,8 @@ use super::{non_empty, parse_reference, parse_time, DialectError, DialectSpec, I
 use crate::event::{kinds, Occurrence};
 use crate::verify::Scheme;
 
-pub const DIALECT: DialectSpec = DialectSpec { name: "root", scheme: Scheme::StandardWebhooks, normalize };
+pub const DIALECT: DialectSpec =
+    DialectSpec::new("root", Scheme::StandardWebhooks, Some("REGBRIDGE_ROOT_SECRETS"), normalize);
 
 const IMAGE_CREATED: &str = "io.root.cr.image.created.v1";
 

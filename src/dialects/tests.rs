@@ -1,3 +1,5 @@
+use chrono::DateTime;
+
 use super::*;
 
 #[test]
@@ -64,8 +66,8 @@ fn attribute_fields_refuse_control_characters() {
 
 #[test]
 fn unknown_dialect_lists_valid_ones() {
-    let err = by_name("quay").unwrap_err();
-    assert!(err.contains("root, harbor, msr"), "{err}");
+    let err = by_name("artifactory").unwrap_err();
+    assert!(err.contains("root, harbor, msr, distribution, gitlab, dockerhub"), "{err}");
 }
 
 /// The README's mapping table is the users' reference: every vendor type a dialect maps must
@@ -96,6 +98,49 @@ fn readme_mapping_table_lists_every_vendor_type() {
     assert_eq!(checked, 13 + 18);
 }
 
+/// The further registries' table: each vendor's types stand in its own entry (`Label `type`, …`)
+/// of the row of their kind.
+#[test]
+fn readme_further_registries_table_lists_every_vendor_type() {
+    let readme = include_str!("../../README.md");
+    let table = readme
+        .split_once("#### Further registries")
+        .and_then(|(_, rest)| rest.split("\n\n").find(|block| block.starts_with('|')))
+        .expect("README has a further registries table");
+    let entry = |label: &str, kind: crate::event::Kind| {
+        let key = format!("| {}.{} |", kind.noun, kind.verb);
+        let row = table.lines().find(|l| l.starts_with(&key)).unwrap_or_else(|| panic!("no row {key}"));
+        let cell = row[key.len()..].trim_end_matches(" |");
+        let found = cell.split("; ").map(str::trim).find(|e| e.starts_with(&format!("{label} `")));
+        found.unwrap_or_else(|| panic!("{label} missing in: {row}")).to_owned()
+    };
+    let simple: [(&str, &[(&str, crate::event::Kind)]); 9] = [
+        ("Distribution/GitLab", distribution::EVENT_TYPES),
+        ("Docker Hub", dockerhub::EVENT_TYPES),
+        ("Quay", quay::EVENT_TYPES),
+        ("GitHub", github::EVENT_TYPES),
+        ("JFrog", jfrog::EVENT_TYPES),
+        ("Nexus", nexus::EVENT_TYPES),
+        ("GAR", gar::EVENT_TYPES),
+        ("ECR", ecr::EVENT_TYPES),
+        ("CloudEvents", cloudevents::EVENT_TYPES),
+    ];
+    let mut checked = 0;
+    for (label, types) in simple {
+        for (name, kind) in types {
+            let e = entry(label, *kind);
+            assert!(e.contains(&format!("`{name}`")), "{name} missing in: {e}");
+            checked += 1;
+        }
+    }
+    for (action, grid, kind) in acr::EVENT_TYPES {
+        let e = entry("ACR", *kind);
+        assert!(e.contains(&format!("`{action}` (`{grid}`)")), "{action} ({grid}) missing in: {e}");
+        checked += 1;
+    }
+    assert_eq!(checked, 5 + 1 + 10 + 5 + 3 + 6 + 2 + 9 + 4 + 4);
+}
+
 #[test]
 fn times_outside_the_years_rfc3339_can_write_are_refused() {
     let kind = crate::event::kinds::ARTIFACT_PUSHED;
@@ -107,4 +152,38 @@ fn times_outside_the_years_rfc3339_can_write_are_refused() {
     }
     occ.time = DateTime::from_timestamp(253_402_300_799, 0); // 9999-12-31T23:59:59Z
     assert!(check_attribute_text(&occ).is_ok());
+}
+
+/// A mixed batch publishes what it maps and counts the rest: unmapped entries and blobs alike.
+#[test]
+fn mixed_batches_count_what_they_leave_out() {
+    use crate::verify::{UnverifiedRequest, Verifier};
+    let run = |name: &str, body: &str| {
+        let req = UnverifiedRequest {
+            headers: &Default::default(),
+            query: "",
+            media: MediaType::Json,
+            body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+            now: 0,
+        };
+        let verified = Verifier::Unauthenticated.verify(req).unwrap();
+        normalize(by_name(name).unwrap(), name, &verified, false, Reading::default()).unwrap()
+    };
+    let manifest = r#"{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"a/b","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","tag":"v1"}}"#;
+    let blob = r#"{"action":"push","target":{"mediaType":"application/octet-stream","repository":"a/b","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","url":"https://r/v2/a/b/blobs/sha256:1111111111111111111111111111111111111111111111111111111111111111"}}"#;
+    let mount = r#"{"action":"mount","target":{"repository":"a/b"}}"#;
+    let odd = r#"{"action":"archive","target":{"repository":"a/b","tag":"v1"}}"#;
+    let n = run("distribution", &format!(r#"{{"events":[{manifest},{blob},{odd},{odd}]}}"#));
+    assert!(matches!(&n.normalized, Normalized::Events(e) if e.len() == 1), "{n:?}");
+    assert_eq!((n.skipped, n.unmapped), (1, 2));
+    let n = run("distribution", &format!(r#"{{"events":[{odd},{odd}]}}"#));
+    assert!(matches!(n.normalized, Normalized::Unmapped { .. }));
+    assert_eq!((n.skipped, n.unmapped), (0, 2));
+    let n = run("distribution", &format!(r#"{{"events":[{mount}]}}"#));
+    assert!(matches!(&n.normalized, Normalized::Events(e) if e.is_empty()), "{n:?}");
+    assert_eq!((n.skipped, n.unmapped), (1, 0));
+    // A single unmapped payload counts once.
+    let n = run("msr", r#"{"type":"SOMETHING_NEW","createdAt":"2024-01-01T00:00:00Z","contents":{}}"#);
+    assert!(matches!(n.normalized, Normalized::Unmapped { .. }), "{n:?}");
+    assert_eq!(n.unmapped, 1);
 }

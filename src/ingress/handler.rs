@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::limits::ConnectionSlot;
 use super::{EndpointEntry, IngressError, State};
 use crate::deliver::{Delivered, Queued};
-use crate::dialects::{self, MediaType, Normalized};
+use crate::dialects::{self, Handshake, MediaType, Normalization, Normalized};
 use crate::event::{self, CloudEvent, Envelope};
 use crate::route::RouteInput;
 use crate::sinks::Delivery;
@@ -203,20 +203,36 @@ fn prepare(
         })?;
 
     let span = tracing::debug_span!("normalize", regbridge.origtype = Empty, regbridge.event.count = Empty);
-    let (normalized, original) = span.in_scope(|| {
+    let Normalization { normalized, original, skipped, unmapped } = span.in_scope(|| {
         dialects::normalize(
             endpoint.dialect,
             &endpoint.name,
             &verified,
             endpoint.include_original,
-            state.bounds,
+            dialects::Reading { bounds: state.bounds, passthrough: endpoint.passthrough },
         )
     })?;
+    if skipped > 0 {
+        metrics::counter!(names::SKIPPED, "registry" => endpoint.dialect.name).increment(skipped as u64);
+    }
+    if unmapped > 0 {
+        metrics::counter!(names::UNMAPPED, "registry" => endpoint.dialect.name).increment(unmapped as u64);
+    }
     let occurrences = match normalized {
+        Normalized::Events(occurrences) if occurrences.is_empty() => {
+            return Ok(Prepared::Answered(
+                HttpResponse::Accepted()
+                    .json(json!({ "status": "ignored", "reason": "not_an_artifact", "skipped": skipped })),
+            ));
+        }
         Normalized::Events(occurrences) => occurrences,
+        Normalized::Answer(Handshake { status, body }) => {
+            let status =
+                actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
+            return Ok(Prepared::Answered(HttpResponse::build(status).json(body)));
+        }
         Normalized::Unmapped { origtype } => {
             span.record("regbridge.origtype", origtype.as_str());
-            metrics::counter!(names::UNMAPPED, "registry" => endpoint.dialect.name).increment(1);
             tracing::info!(endpoint = %endpoint.name, origtype, "event type not mapped; acknowledged");
             return Ok(Prepared::Answered(
                 HttpResponse::Accepted()
@@ -255,15 +271,8 @@ fn prepare(
         let mut deliveries = Vec::new();
         let mut accepted = Vec::with_capacity(occurrences.len());
         for (occ, ev) in occurrences.iter().zip(events) {
-            let targets = state.router.route(&RouteInput {
-                endpoint: &endpoint.name,
-                registry: endpoint.dialect.name,
-                ty: ev.ty(),
-                noun: occ.kind.noun,
-                verb: occ.kind.verb,
-                repository: occ.repository.as_deref(),
-                tag: occ.tag.as_deref(),
-            });
+            let targets =
+                state.router.route(&RouteInput::of(&endpoint.name, endpoint.dialect.name, ev.ty(), occ));
             entry.events(occ.kind, !targets.is_empty()).increment(1);
             accepted.push(Accepted { event: ev.clone(), targets: targets.len() });
             deliveries.extend(
@@ -314,14 +323,10 @@ impl Serialize for Accepted {
 fn media_type(req: &HttpRequest) -> Result<MediaType, IngressError> {
     let raw = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = raw.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/json") {
-        Ok(MediaType::Json)
-    } else if essence.eq_ignore_ascii_case("application/cloudevents+json") {
-        Ok(MediaType::CloudEvents)
-    } else if essence.is_empty() {
-        Err(IngressError::UnsupportedMediaType("(none)".into()))
-    } else {
-        Err(IngressError::UnsupportedMediaType(essence.to_ascii_lowercase()))
+    match MediaType::of(essence) {
+        Some(media) => Ok(media),
+        None if essence.is_empty() => Err(IngressError::UnsupportedMediaType("(none)".into())),
+        None => Err(IngressError::UnsupportedMediaType(essence.to_ascii_lowercase())),
     }
 }
 

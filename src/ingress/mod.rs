@@ -6,6 +6,7 @@ mod handler;
 mod health;
 mod limits;
 mod ratelimit;
+mod validation;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -175,5 +176,6 @@ pub fn routes(endpoints: &[String]) -> impl FnOnce(&mut web::ServiceConfig) + '_
 fn webhook_resource(path: &str) -> actix_web::Resource {
     web::resource(path)
         .route(web::post().to(handler::webhook))
+        .route(web::method(actix_web::http::Method::OPTIONS).to(validation::options))
         .default_service(web::to(|| async { Err::<(), _>(IngressError::MethodNotAllowed) }))
 }

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 pub use template::{Template, Values};
 
+use crate::event::Occurrence;
 use crate::sinks::{self, ContentMode, SinkSpec, Target};
 use rules::{OneOrMany, RulesFile, TargetSpec};
 
@@ -55,6 +56,22 @@ pub struct RouteInput<'a> {
     pub verb: &'a str,
     pub repository: Option<&'a str>,
     pub tag: Option<&'a str>,
+}
+
+impl<'a> RouteInput<'a> {
+    /// What routing sees of one occurrence, published as `ty`, from endpoint `endpoint` of
+    /// dialect `registry`.
+    pub fn of(endpoint: &'a str, registry: &'a str, ty: &'a str, occ: &'a Occurrence) -> Self {
+        Self {
+            endpoint,
+            registry,
+            ty,
+            noun: occ.kind.noun,
+            verb: occ.kind.verb,
+            repository: occ.repository.as_deref(),
+            tag: occ.tag.as_deref(),
+        }
+    }
 }
 
 impl Router {

@@ -25,6 +25,9 @@ pub mod names {
     pub const EVENTS: &str = "regbridge_events_total";
     /// Counter `{registry}`: well-formed payloads of a type regbridge does not map.
     pub const UNMAPPED: &str = "regbridge_events_unmapped_total";
+    /// Counter `{registry}`: entries acknowledged without an event, not being about an artifact a
+    /// consumer can pull (Distribution's layer blobs).
+    pub const SKIPPED: &str = "regbridge_events_skipped_total";
     /// Counter `{sink, outcome}`: batches published, outcome `ok`, `error` or `timeout`.
     pub const PUBLISHES: &str = "regbridge_publish_total";
     /// Histogram `{sink}`: seconds until the sink confirmed (or failed).

@@ -3,6 +3,7 @@
 //! One file per scheme; [`Verifier`] dispatches. Every comparison of a credential is constant-time,
 //! and verifiers keep only derived keys or digests, never the configured secret text.
 
+mod hmac_body;
 mod standard_webhooks;
 mod token;
 
@@ -12,17 +13,23 @@ use serde::Deserialize;
 
 use crate::dialects::MediaType;
 
+pub use hmac_body::{Algorithm, BodyHmac, HmacForm, HmacSpec};
 pub use standard_webhooks::{SignatureMode, StandardWebhooks};
 pub use token::{AuthorizationHeader, QueryToken};
 
 /// How an endpoint authenticates its sender. Each dialect has a default (Root: Standard
-/// Webhooks; Harbor: `Authorization`; MSR: `?token=`); `none` must be chosen explicitly.
+/// Webhooks; Harbor: `Authorization`; MSR: `?token=`; GitHub: an HMAC of the body); `none` must
+/// be chosen explicitly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheme {
     StandardWebhooks,
+    /// A header equal to a configured value (`Authorization` unless the dialect or endpoint
+    /// names another).
     Authorization,
     Token,
+    /// An HMAC of the body in a header, as the dialect's [`HmacSpec`] says.
+    Hmac,
     None,
 }
 
@@ -38,20 +45,33 @@ pub struct UnverifiedRequest<'a> {
 }
 
 /// A request whose sender has been authenticated. Only [`Verifier::verify`] constructs one, so a
-/// normalizer cannot be handed bytes nobody checked.
+/// normalizer cannot be handed bytes nobody checked. Its headers stay with it: some dialects read
+/// the event's type or id there (GitHub, CloudEvents' binary mode), and so does the query (Quay's
+/// `event`, chosen by whoever registered the URL).
 #[derive(Debug)]
-pub struct VerifiedRequest {
+pub struct VerifiedRequest<'a> {
     media: MediaType,
     body: Bytes,
+    headers: &'a HeaderMap,
+    query: &'a str,
 }
 
-impl VerifiedRequest {
+impl<'a> VerifiedRequest<'a> {
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
     pub fn media(&self) -> MediaType {
         self.media
+    }
+
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The raw query string. It may hold a credential (`token`): read parameters by name.
+    pub fn query(&self) -> &'a str {
+        self.query
     }
 }
 
@@ -92,19 +112,21 @@ pub enum Verifier {
     StandardWebhooks(StandardWebhooks),
     Authorization(AuthorizationHeader),
     Token(QueryToken),
+    Hmac(BodyHmac),
     /// Explicitly configured as unauthenticated.
     Unauthenticated,
 }
 
 impl Verifier {
-    pub fn verify(&self, req: UnverifiedRequest<'_>) -> Result<VerifiedRequest, VerifyError> {
+    pub fn verify<'a>(&self, req: UnverifiedRequest<'a>) -> Result<VerifiedRequest<'a>, VerifyError> {
         match self {
             Self::StandardWebhooks(v) => v.verify(req.headers, &req.body, req.now)?,
             Self::Authorization(v) => v.verify(req.headers)?,
             Self::Token(v) => v.verify(req.headers, req.query)?,
+            Self::Hmac(v) => v.verify(req.headers, &req.body)?,
             Self::Unauthenticated => {}
         }
-        Ok(VerifiedRequest { media: req.media, body: req.body })
+        Ok(VerifiedRequest { media: req.media, body: req.body, headers: req.headers, query: req.query })
     }
 
     /// What can be checked before the body is read: header and query credentials completely; for
@@ -115,6 +137,7 @@ impl Verifier {
             Self::StandardWebhooks(v) => v.check_head(headers, now),
             Self::Authorization(v) => v.verify(headers),
             Self::Token(v) => v.verify(headers, query),
+            Self::Hmac(v) => v.check_head(headers),
             Self::Unauthenticated => Ok(()),
         }
     }
@@ -124,6 +147,7 @@ impl Verifier {
             Self::StandardWebhooks(_) => Scheme::StandardWebhooks,
             Self::Authorization(_) => Scheme::Authorization,
             Self::Token(_) => Scheme::Token,
+            Self::Hmac(_) => Scheme::Hmac,
             Self::Unauthenticated => Scheme::None,
         }
     }

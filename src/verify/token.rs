@@ -1,6 +1,7 @@
-//! Fixed shared credentials: Harbor's `Authorization` header and MSR's `?token=`.
+//! Fixed shared credentials: a header (Harbor's `Authorization`, or another a dialect names) and
+//! MSR's `?token=`.
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -9,15 +10,15 @@ use super::{header, VerifyError};
 /// Digests of the accepted values. Comparing fixed-size digests keeps the comparison constant-time
 /// in the length of the secret too, and the verifier never holds the secret text.
 #[derive(Clone)]
-struct Accepted(Vec<[u8; 32]>);
+pub(super) struct Accepted(Vec<[u8; 32]>);
 
 impl Accepted {
-    fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+    pub(super) fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
         Self(values.into_iter().map(digest).collect())
     }
 
     /// Checks every accepted value without an early exit, so timing does not tell which matched.
-    fn contains(&self, candidate: &str) -> bool {
+    pub(super) fn contains(&self, candidate: &str) -> bool {
         let d = digest(candidate);
         let hit = self.0.iter().fold(Choice::from(0), |acc, a| acc | a.ct_eq(&d));
         hit.into()
@@ -28,24 +29,32 @@ fn digest(v: &str) -> [u8; 32] {
     Sha256::digest(v.as_bytes()).into()
 }
 
-/// Harbor: the `Authorization` header must equal one configured value exactly.
+/// A header that must equal one configured value exactly: `Authorization` (Harbor, and the
+/// senders that let their users set a header), or the one a dialect or endpoint names.
 #[derive(Clone)]
-pub struct AuthorizationHeader(Accepted);
+pub struct AuthorizationHeader {
+    header: HeaderName,
+    accepted: Accepted,
+}
 
 impl AuthorizationHeader {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        Self(Accepted::new(values))
+        Self::named(actix_web::http::header::AUTHORIZATION, values)
+    }
+
+    pub fn named<'a>(header: HeaderName, values: impl IntoIterator<Item = &'a str>) -> Self {
+        Self { header, accepted: Accepted::new(values) }
     }
 
     pub(super) fn verify(&self, headers: &HeaderMap) -> Result<(), VerifyError> {
-        let value = header(headers, "authorization").ok_or(VerifyError::MissingCredential)?;
-        self.0.contains(value).then_some(()).ok_or(VerifyError::InvalidCredential)
+        let value = header(headers, self.header.as_str()).ok_or(VerifyError::MissingCredential)?;
+        self.accepted.contains(value).then_some(()).ok_or(VerifyError::InvalidCredential)
     }
 }
 
 impl std::fmt::Debug for AuthorizationHeader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AuthorizationHeader({} values, redacted)", self.0 .0.len())
+        write!(f, "AuthorizationHeader({}: {} values, redacted)", self.header, self.accepted.0.len())
     }
 }
 

@@ -116,3 +116,164 @@ async fn rejections_are_logged_once_as_json_without_secrets() {
         assert!(v["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{v}");
     }
 }
+
+/// One fixture per vendor through `regbridge normalize --verify` with the vendor's credential:
+/// the event it becomes and where it would go; the same without the credential is refused.
+#[test]
+fn normalize_explains_a_payload_of_each_vendor() {
+    use hmac::{Hmac, KeyInit, Mac};
+
+    fn hex_hmac<M: Mac + KeyInit>(secret: &str, body: &[u8]) -> String {
+        let mut mac = <M as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("regbridge.yaml");
+    std::fs::write(&config, "endpoints:\n  gl:\n    dialect: gitlab\n    auth: [\"gitlab-token\"]\n")
+        .unwrap();
+    let zot = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "u:p"));
+    let env = [
+        ("REGBRIDGE_CONFIG", config.to_str().unwrap()),
+        ("REGBRIDGE_KAFKA_BROKERS", "127.0.0.1:9"),
+        ("REGBRIDGE_DISTRIBUTION_AUTH", "Bearer dist"),
+        ("REGBRIDGE_DOCKERHUB_TOKENS", "hub"),
+        ("REGBRIDGE_QUAY_TOKENS", "quay"),
+        ("REGBRIDGE_GITHUB_SECRETS", "gh-secret"),
+        ("REGBRIDGE_JFROG_SECRETS", "jf-secret"),
+        ("REGBRIDGE_NEXUS_SECRETS", "nx-secret"),
+        ("REGBRIDGE_ACR_AUTH", "Bearer acr"),
+        ("REGBRIDGE_GAR_TOKENS", "gar"),
+        ("REGBRIDGE_ECR_AUTH", "Bearer ecr"),
+        ("REGBRIDGE_CLOUDEVENTS_AUTH", &zot),
+    ];
+    let path = |f: &str| format!("{}/tests/fixtures/other/{f}", env!("CARGO_MANIFEST_DIR"));
+    let body = |f: &str| std::fs::read(path(f)).unwrap();
+    let github = "github/package.published.docker.octokit-webhooks.json";
+    let jfrog = "jfrog/docker.pushed.telegraf-mock.json";
+    let nexus = "nexus/component.CREATED.docker.flux-recv.json";
+    let github_sig =
+        format!("X-Hub-Signature-256: sha256={}", hex_hmac::<Hmac<sha2::Sha256>>("gh-secret", &body(github)));
+    let jfrog_sig =
+        format!("X-JFrog-Event-Auth: {}", hex_hmac::<Hmac<sha2::Sha256>>("jf-secret", &body(jfrog)));
+    let nexus_sig =
+        format!("X-Nexus-Webhook-Signature: {}", hex_hmac::<Hmac<sha1::Sha1>>("nx-secret", &body(nexus)));
+    let zot_header = format!("Authorization: {zot}");
+    /// Endpoint, fixture, credential header, other headers, query, the kind it becomes.
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a [&'a str], &'a str, &'a str);
+    let cases: [Case; 12] = [
+        (
+            "distribution",
+            "distribution/push.event-test-go.json",
+            Some("Authorization: Bearer dist"),
+            &["Content-Type: application/vnd.docker.distribution.events.v2+json"],
+            "",
+            "artifact.pushed",
+        ),
+        (
+            "gl",
+            "gitlab/push.gitlab-event-test-go.json",
+            Some("Authorization: gitlab-token"),
+            &[],
+            "",
+            "artifact.pushed",
+        ),
+        ("dockerhub", "dockerhub/push.docker-docs.json", None, &[], "token=hub", "artifact.pushed"),
+        (
+            "quay",
+            "quay/build_cancelled.quay-docs.json",
+            None,
+            &[],
+            "token=quay&event=build_cancelled",
+            "build.cancelled",
+        ),
+        (
+            "github",
+            github,
+            Some(&github_sig),
+            &["X-GitHub-Event: package", "X-GitHub-Delivery: d-1"],
+            "",
+            "artifact.pushed",
+        ),
+        ("jfrog", jfrog, Some(&jfrog_sig), &[], "", "artifact.pushed"),
+        ("nexus", nexus, Some(&nexus_sig), &["X-Nexus-Webhook-Delivery: n-1"], "", "artifact.pushed"),
+        (
+            "acr",
+            "acr/push.acr-webhook-reference.json",
+            Some("Authorization: Bearer acr"),
+            &[],
+            "",
+            "artifact.pushed",
+        ),
+        (
+            "acr",
+            "acr/ImageDeleted.cloudevents-schema.azure-docs.json",
+            Some("Authorization: Bearer acr"),
+            &["Content-Type: application/cloudevents+json"],
+            "",
+            "artifact.deleted",
+        ),
+        (
+            "gar",
+            "gar/converted/pubsub-push.INSERT.flux-recv-gcr_payload.fixed.json",
+            None,
+            &[],
+            "token=gar",
+            "artifact.pushed",
+        ),
+        (
+            "ecr",
+            "ecr/ImageAction.PUSH.aws-ecr-user-guide.json",
+            Some("Authorization: Bearer ecr"),
+            &[],
+            "",
+            "artifact.pushed",
+        ),
+        (
+            "cloudevents",
+            "synthetic/zot.image-updated.structured-ce.json",
+            Some(&zot_header),
+            &["Content-Type: application/cloudevents+json"],
+            "",
+            "artifact.pushed",
+        ),
+    ];
+    for (endpoint, file, credential, headers, query, kind) in cases {
+        let run = |credential: Option<&str>, query: &str| {
+            let mut args =
+                vec!["normalize".to_owned(), path(file), "-e".into(), endpoint.into(), "--verify".into()];
+            for h in headers.iter().copied().chain(credential) {
+                args.extend(["-H".to_owned(), h.to_owned()]);
+            }
+            args.extend(["--query".to_owned(), query.to_owned()]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            regbridge(&args, &env)
+        };
+        let out = run(credential, query);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{file}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (&v["verification"], &v["outcome"]),
+            (&"passed".into(), &"events".into()),
+            "{file}: {v:#}"
+        );
+        let first = &v["events"][0];
+        assert_eq!(first["event"]["type"], format!("dev.regbridge.{kind}.v1"), "{file}: {v:#}");
+        let registry = if endpoint == "gl" { "gitlab" } else { endpoint };
+        assert_eq!(first["event"]["registry"], registry, "{file}");
+        // Routed by the default rule to the configured broker, with its binding's headers.
+        let route = &first["routes"][0];
+        assert_eq!(route["sink"], "kafka", "{file}: {v:#}");
+        assert_eq!(route["headers"]["ce_type"], first["event"]["type"], "{file}: {v:#}");
+
+        // Without the credential: refused, and nothing is normalized.
+        let bare_query = query.split('&').filter(|p| !p.starts_with("token=")).collect::<Vec<_>>().join("&");
+        let out = run(None, &bare_query);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(!out.status.success(), "{file}: {v:#}");
+        let refused = ["missing_credential", "missing_signature", "invalid_credential"];
+        assert!(refused.contains(&v["reason"].as_str().unwrap_or_default()), "{file}: {v:#}");
+        assert!(v.get("events").is_none(), "{file}");
+    }
+}

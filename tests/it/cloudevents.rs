@@ -1,0 +1,263 @@
+//! CloudEvents senders through the real HTTP stack: Zot in binary and structured mode (with the
+//! `Authorization` its HTTP sink sends), Harbor's and ACR's CloudEvents, batches, and the types
+//! regbridge does not know (unmapped, or forwarded by a `passthrough` endpoint).
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::assert_matches;
+use crate::helpers::*;
+
+const STRUCTURED: &str = "application/cloudevents+json";
+const BATCH: &str = "application/cloudevents-batch+json";
+const ZOT_ID: &str = "0b6a1f3e-0000-4000-8000-000000000002";
+const ZOT_TIME: &str = "2025-06-01T12:00:00.123456789Z";
+
+/// Zot's HTTP sink with `username`/`password` set sends `Basic base64(user:pass)` (the docs'
+/// example credentials).
+fn zot_auth() -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("webhook-user:webhook-password"))
+}
+
+async fn app() -> TestApp {
+    spawn_app_with(Options::default().with("REGBRIDGE_CLOUDEVENTS_AUTH", &zot_auth())).await
+}
+
+/// Posts one Zot event in binary mode, as sdk-go sends it.
+async fn post_binary(app: &TestApp, path: &str, auth: &str, ty: &str, body: Vec<u8>) -> Reply {
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth),
+        ("ce-specversion", "1.0"),
+        ("ce-id", ZOT_ID),
+        ("ce-source", "zotregistry.dev"),
+        ("ce-type", ty),
+        ("ce-time", ZOT_TIME),
+    ];
+    app.post(path, &headers, body).await
+}
+
+fn vuln_scan() -> Value {
+    json!({
+        "type": "vulnerability", "status": null, "severity": "HIGH", "total": 4, "fixable": 2,
+        "summary": { "unknown": 0, "low": 1, "medium": 1, "high": 2, "critical": 0 },
+        "scanner": null, "report_id": null, "started_at": null, "completed_at": null,
+        "sbom_digest": null, "error": null,
+    })
+}
+
+#[actix_rt::test]
+async fn zot_in_structured_mode() {
+    let app = app().await;
+    let body = fixture("other/synthetic/zot.image-updated.structured-ce.json");
+    let auth = zot_auth();
+    let reply = app
+        .post(
+            "/webhooks/cloudevents",
+            &[("content-type", STRUCTURED), ("authorization", &auth)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let events = app.events();
+    assert_eq!(events.len(), 1);
+    let digest = format!("sha256:{}", "b".repeat(64));
+    assert_matches(
+        &events[0],
+        &json!({
+            "specversion": "1.0",
+            "id": "0b6a1f3e-0000-4000-8000-000000000001",
+            "type": "dev.regbridge.artifact.pushed.v1",
+            // Zot's default source names no instance.
+            "source": "urn:regbridge:endpoint:cloudevents",
+            "subject": "golang:latest",
+            "time": "2025-06-01T12:00:00Z",
+            "datacontenttype": "application/json",
+            "registry": "cloudevents",
+            "origtype": "zotregistry.image.updated",
+            "partitionkey": "golang",
+            "data": {
+                "registry": "cloudevents", "host": null, "repository": "golang", "tag": "latest", "digest": digest,
+                "image": null, "platform": { "os": null, "architecture": null }, "actor": null,
+                "occurred_at": "2025-06-01T12:00:00Z", "scan": null,
+                "original": serde_json::from_slice::<Value>(&body).unwrap(),
+            }
+        }),
+    );
+}
+
+#[actix_rt::test]
+async fn zot_in_binary_mode() {
+    let app = app().await;
+    let auth = zot_auth();
+    let data = fixture("other/zot/payload-metadata.data-fragment.zot-docs.json");
+    let reply =
+        post_binary(&app, "/webhooks/cloudevents", &auth, "zotregistry.image.updated", data.clone()).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let scanned = fixture("other/zot/image.scanned.data-fragment.zot-docs.json");
+    let reply =
+        post_binary(&app, "/webhooks/cloudevents", &auth, "zotregistry.image.scanned", scanned.clone()).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let events = app.events();
+    assert_eq!(events.len(), 2);
+    // `data.original` is the event in structured mode: its attributes came as headers.
+    let original = |data: &[u8], ty: &str| {
+        json!({"specversion": "1.0", "id": ZOT_ID, "source": "zotregistry.dev", "type": ty, "time": ZOT_TIME,
+               "datacontenttype": "application/json", "data": serde_json::from_slice::<Value>(data).unwrap()})
+    };
+    let common = json!({
+        "specversion": "1.0", "id": ZOT_ID, "source": "urn:regbridge:endpoint:cloudevents",
+        "subject": "space/my-image:latest", "time": ZOT_TIME, "registry": "cloudevents",
+        "partitionkey": "space/my-image",
+    });
+    assert_matches(&events[0], &common);
+    assert_matches(
+        &events[0],
+        &json!({
+            "type": "dev.regbridge.artifact.pushed.v1",
+            "origtype": "zotregistry.image.updated",
+            // The docs' `sha256:abc...` is a placeholder, not a digest.
+            "data": { "repository": "space/my-image", "tag": "latest", "digest": null, "actor": "john",
+                      "occurred_at": ZOT_TIME, "scan": null, "original": original(&data, "zotregistry.image.updated") }
+        }),
+    );
+    assert_matches(&events[1], &common);
+    assert_matches(
+        &events[1],
+        &json!({
+            "type": "dev.regbridge.scan.completed.v1",
+            "origtype": "zotregistry.image.scanned",
+            "data": { "repository": "space/my-image", "tag": "latest", "digest": null, "actor": null,
+                      "scan": vuln_scan(), "original": original(&scanned, "zotregistry.image.scanned") }
+        }),
+    );
+}
+
+#[actix_rt::test]
+async fn harbor_and_acr_cloudevents_are_read_as_their_dialects_read_them() {
+    let app = app().await;
+    let auth = zot_auth();
+    let harbor = fixture("harbor/push_artifact.cloudevents.fixed.json");
+    let reply = app
+        .post("/webhooks/cloudevents", &[("content-type", STRUCTURED), ("authorization", &auth)], harbor)
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let acr = fixture("other/synthetic/acr.eventgrid-cloudevents.image-pushed.json");
+    let reply =
+        app.post("/webhooks/cloudevents", &[("content-type", BATCH), ("authorization", &auth)], acr).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let events = app.events();
+    assert_eq!(events.len(), 2);
+    assert_matches(
+        &events[0],
+        &json!({
+            "id": "66e18103-09c1-41f6-982f-37df223f3eeb", "type": "dev.regbridge.artifact.pushed.v1",
+            "source": "https://localhost", "subject": "harbor/alpine@sha256:954b378c375d852eb3c63ab88978f640b4348b01c1b3456a024a81536dafbbf4",
+            "time": "2023-04-03T06:04:46Z", "registry": "cloudevents", "origtype": "harbor.artifact.pushed",
+            "data": { "host": "localhost", "repository": "harbor/alpine", "tag": null, "actor": "harbor-jobservice" }
+        }),
+    );
+    assert_matches(
+        &events[1],
+        &json!({
+            "id": "00000000-0000-4000-8000-00000000aaaa", "type": "dev.regbridge.artifact.pushed.v1",
+            "source": "https://myreg.azurecr.io", "subject": "app:1.0", "time": "2025-06-01T12:00:00Z",
+            "registry": "cloudevents", "origtype": "Microsoft.ContainerRegistry.ImagePushed",
+            "data": { "host": "myreg.azurecr.io", "image": "myreg.azurecr.io/app:1.0" }
+        }),
+    );
+}
+
+#[actix_rt::test]
+async fn unknown_types_are_ignored_unless_the_endpoint_passes_them_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("regbridge.yaml");
+    let yaml = "endpoints:\n  knative:\n    dialect: cloudevents\n    auth: [\"Bearer knative\"]\n    passthrough: true\n";
+    std::fs::write(&config, yaml).unwrap();
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_CLOUDEVENTS_AUTH", &zot_auth())
+            .with("REGBRIDGE_CONFIG", config.to_str().unwrap()),
+    )
+    .await;
+    let ping = json!({"specversion": "1.0", "id": "p-1", "source": "/apis/v1/namespaces/default/pingsources/ping",
+        "type": "dev.knative.sources.ping", "subject": "ping-1", "time": "2025-01-01T00:00:00Z",
+        "datacontenttype": "application/json", "data": {"message": "hello"}});
+    let auth = zot_auth();
+    let reply = app
+        .post(
+            "/webhooks/cloudevents",
+            &[("content-type", STRUCTURED), ("authorization", &auth)],
+            ping.to_string(),
+        )
+        .await;
+    assert_eq!((reply.status, &reply.body["reason"]), (202, &json!("unmapped_type")));
+    assert!(app.events().is_empty());
+
+    let reply = app
+        .post(
+            "/webhooks/knative",
+            &[("content-type", STRUCTURED), ("authorization", "Bearer knative")],
+            ping.to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let events = app.events();
+    assert_eq!(events.len(), 1);
+    assert_matches(
+        &events[0],
+        &json!({
+            "id": "p-1", "type": "dev.regbridge.cloudevent.forwarded.v1",
+            "source": "/apis/v1/namespaces/default/pingsources/ping", "subject": "ping-1",
+            "time": "2025-01-01T00:00:00Z", "registry": "cloudevents", "origtype": "dev.knative.sources.ping",
+            "partitionkey": "ping-1",
+            // The sender's subject is not a repository.
+            "data": { "host": null, "repository": null, "tag": null, "digest": null, "image": null,
+                      "actor": null, "scan": null, "original": ping }
+        }),
+    );
+    // A Zot type it knows is still normalized there.
+    let data = fixture("other/zot/payload-metadata.data-fragment.zot-docs.json");
+    let reply =
+        post_binary(&app, "/webhooks/knative", "Bearer knative", "zotregistry.image.updated", data).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_matches(
+        &app.events()[1],
+        &json!({"type": "dev.regbridge.artifact.pushed.v1", "registry": "cloudevents"}),
+    );
+}
+
+#[actix_rt::test]
+async fn wrong_or_missing_credentials_are_refused_and_publish_nothing() {
+    let app = app().await;
+    let data = fixture("other/zot/payload-metadata.data-fragment.zot-docs.json");
+    for auth in ["Basic d3Jvbmc6d3Jvbmc=", "Bearer optional-bearer-token"] {
+        let reply =
+            post_binary(&app, "/webhooks/cloudevents", auth, "zotregistry.image.updated", data.clone()).await;
+        assert_eq!(reply.status, 401, "{auth}");
+    }
+    let body = fixture("other/synthetic/zot.image-updated.structured-ce.json");
+    assert_eq!(app.post("/webhooks/cloudevents", &[("content-type", STRUCTURED)], body).await.status, 401);
+    assert!(app.events().is_empty());
+}
+
+#[actix_rt::test]
+async fn what_is_not_a_cloudevent_is_refused() {
+    let app = app().await;
+    let auth = zot_auth();
+    let json = [("content-type", "application/json"), ("authorization", auth.as_str())];
+    // Zot's data alone, without its `ce-*` headers; other vendors' payloads.
+    for file in [
+        "other/zot/payload-metadata.data-fragment.zot-docs.json",
+        "harbor/push_artifact.default.json",
+        "other/acr/ImagePushed.eventgrid-schema.azure-docs.json",
+        "other/synthetic/dockerhub.push.json",
+    ] {
+        let reply = app.post("/webhooks/cloudevents", &json, fixture(file)).await;
+        assert_eq!((reply.status, &reply.body["reason"]), (400, &json!("missing_field")), "{file}");
+    }
+    let no_id =
+        r#"{"specversion":"1.0","source":"s","type":"zotregistry.image.updated","data":{"name":"a"}}"#;
+    assert_eq!(app.post("/webhooks/cloudevents", &json, no_id).await.status, 400);
+    assert!(app.events().is_empty());
+}
