@@ -90,6 +90,16 @@ spec:
         {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_HARBOR_AUTH" "secret" $secret "key" $keys.harborAuth) | nindent 8 }}
         {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_MSR_TOKENS" "secret" $secret "key" $keys.msrTokens) | nindent 8 }}
         {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_AMQP_URL" "secret" $secret "key" $keys.amqpUrl) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_DISTRIBUTION_AUTH" "secret" $secret "key" $keys.distributionAuth) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_DOCKERHUB_TOKENS" "secret" $secret "key" $keys.dockerhubTokens) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_QUAY_TOKENS" "secret" $secret "key" $keys.quayTokens) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_GITHUB_SECRETS" "secret" $secret "key" $keys.githubSecrets) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_JFROG_SECRETS" "secret" $secret "key" $keys.jfrogSecrets) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_NEXUS_SECRETS" "secret" $secret "key" $keys.nexusSecrets) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_ACR_AUTH" "secret" $secret "key" $keys.acrAuth) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_GAR_TOKENS" "secret" $secret "key" $keys.garTokens) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_ECR_AUTH" "secret" $secret "key" $keys.ecrAuth) | nindent 8 }}
+        {{- include "regbridge.secretEnv" (dict "name" "REGBRIDGE_CLOUDEVENTS_AUTH" "secret" $secret "key" $keys.cloudeventsAuth) | nindent 8 }}
         {{- end }}
         {{- with .Values.env }}
         {{- toYaml . | nindent 8 }}
