@@ -126,16 +126,22 @@ fn event_grid(input: &Input<'_>, entries: &[Value]) -> Result<Normalized, Dialec
         return Err(DialectError::Invalid { field: "body", reason: "an empty array of events".into() });
     }
     let parts = ce::batch_parts(input, entries)?;
+    // Event Grid gives each event an id of its own; one repeated within the array (a relay's
+    // batching, a hand-made array) is told apart by the entry's position.
+    let ids: Vec<&str> =
+        entries.iter().map(|e| e.get("id").and_then(Value::as_str).unwrap_or_default()).collect();
+    let renamed = ce::repeated_ids(&ids);
     let mut mapped = Vec::with_capacity(entries.len());
-    for (entry, part) in entries.iter().zip(parts) {
+    for ((entry, part), renamed) in entries.iter().zip(parts).zip(&renamed) {
         let Value::Object(o) = entry else {
             let e = serde_json::Error::invalid_type(unexpected(entry), &"an Event Grid event object");
             return Err(DialectError::InvalidJson(e));
         };
         let required =
             |key: &'static str| text(o, key)?.filter(|s| !s.is_empty()).ok_or(DialectError::Missing(key));
+        let id = required("id")?;
         let grid = GridEvent {
-            id: required("id")?,
+            id: renamed.as_deref().unwrap_or(id),
             ty: required("eventType")?,
             topic: text(o, "topic")?,
             time: text(o, "eventTime")?,
@@ -578,6 +584,33 @@ mod tests {
         let bounds = Bounds { max_events: 2, ..Bounds::default() };
         let r = normalize(&Input { bounds, ..Input::new("acr", MediaType::Json, body.as_bytes()) });
         assert!(matches!(r, Err(DialectError::TooManyEvents { count: 3, max: 2 })), "{r:?}");
+    }
+
+    #[test]
+    fn an_id_repeated_within_a_batch_takes_the_entry_index() {
+        let entry = |id: &str, tag: &str| {
+            json!({"id": id, "eventType": "Microsoft.ContainerRegistry.ImagePushed", "topic": "t",
+                   "data": {"action": "push", "target": {"repository": "app", "tag": tag},
+                            "request": {"host": "r.azurecr.io"}}})
+        };
+        let body = json!([entry("a", "1"), entry("b", "2"), entry("a", "3")]).to_string();
+        let ids = |body: &str, media| events(body, media).into_iter().map(|o| o.id).collect::<Vec<_>>();
+        assert_eq!(ids(&body, MediaType::Json), ["a#0", "b", "a#2"]);
+        // The sender's retry of the same array: the same ids.
+        assert_eq!(ids(&body, MediaType::Json), ids(&body, MediaType::Json));
+        // The same rule in the CloudEvents schema.
+        let ce = |id: &str, tag: &str| {
+            let mut e = entry(id, tag);
+            let o = e.as_object_mut().unwrap();
+            let ty = o.remove("eventType").unwrap();
+            o.insert("type".into(), ty);
+            let topic = o.remove("topic").unwrap();
+            o.insert("source".into(), topic);
+            o.insert("specversion".into(), "1.0".into());
+            e
+        };
+        let body = json!([ce("a", "1"), ce("a", "2")]).to_string();
+        assert_eq!(ids(&body, MediaType::CloudEventsBatch), ["a#0", "a#1"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! CloudEvents 1.0 as HTTP delivers them (structured, batched and binary mode), read into [`Event`]s.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -71,7 +72,18 @@ pub(super) fn read<'a>(input: &'a Input<'_>) -> Result<Vec<Event<'a>>, DialectEr
                 return Err(DialectError::Invalid { field: "body", reason: "an empty batch".into() });
             }
             let parts = batch_parts(input, entries)?;
-            entries.iter().zip(parts).map(|(entry, part)| Ok(Event { part, ..structured(entry)? })).collect()
+            let mut events = entries
+                .iter()
+                .zip(parts)
+                .map(|(entry, part)| Ok(Event { part, ..structured(entry)? }))
+                .collect::<Result<Vec<_>, DialectError>>()?;
+            let ids: Vec<&str> = events.iter().map(|e| &*e.id).collect();
+            for (i, id) in repeated_ids(&ids).into_iter().enumerate() {
+                if let Some(id) = id {
+                    events[i].id = Cow::Owned(id);
+                }
+            }
+            Ok(events)
         }
         other => Ok(vec![structured(other)?]),
     }
@@ -112,6 +124,18 @@ pub(super) fn text<'a>(
     key: &'static str,
 ) -> Result<Option<&'a str>, DialectError> {
     super::text_field(o, key, key)
+}
+
+/// The ids of a batch's entries made unique within it, by the rule Distribution envelopes follow:
+/// an id the batch holds once is kept (`None` here); one it repeats becomes `<id>#<index>`, the
+/// entry's position in the batch, so each entry's event has an id of its own and the sender's
+/// retry of the same batch gives the same ones.
+pub(super) fn repeated_ids(ids: &[&str]) -> Vec<Option<String>> {
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    for id in ids {
+        *seen.entry(id).or_default() += 1;
+    }
+    ids.iter().enumerate().map(|(i, id)| (seen[id] > 1).then(|| format!("{id}#{i}"))).collect()
 }
 
 /// Each batch entry's own part of the payload (`None` for a batch of one: the body is the
@@ -243,4 +267,43 @@ fn check_spec(spec: &str) -> Result<(), DialectError> {
 
 fn invalid_type(v: &Value, expected: &'static str) -> DialectError {
     DialectError::InvalidJson(serde_json::Error::invalid_type(unexpected(v), &expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::{Input, MediaType};
+    use super::*;
+
+    #[test]
+    fn repeated_ids_take_their_entry_index() {
+        assert_eq!(repeated_ids(&["a", "b", "a", "c", "a"]), [s("a#0"), None, s("a#2"), None, s("a#4")]);
+        assert_eq!(repeated_ids(&["a"]), [None]);
+        assert!(repeated_ids(&[]).is_empty());
+    }
+
+    fn s(id: &str) -> Option<String> {
+        Some(id.to_owned())
+    }
+
+    #[test]
+    fn a_batch_repeating_an_id_gives_each_entry_its_own() {
+        let entry = |id: &str, name: &str| json!({"specversion": "1.0", "id": id, "source": "/s", "type": "t", "data": {"name": name}});
+        let body = json!([entry("x", "a"), entry("y", "b"), entry("x", "c")]).to_string();
+        let input = Input::new("cloudevents", MediaType::CloudEventsBatch, body.as_bytes());
+        let ids =
+            |input: &Input<'_>| read(input).unwrap().iter().map(|e| e.id.to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(&input), ["x#0", "y", "x#2"]);
+        // The same body again: the same ids.
+        assert_eq!(
+            ids(&Input::new("cloudevents", MediaType::CloudEventsBatch, body.as_bytes())),
+            ids(&input)
+        );
+        // Unique ids are kept as sent, and a lone event's id too.
+        let body = json!([entry("x", "a"), entry("y", "b")]).to_string();
+        assert_eq!(ids(&Input::new("cloudevents", MediaType::CloudEventsBatch, body.as_bytes())), ["x", "y"]);
+        let body = entry("x", "a").to_string();
+        assert_eq!(ids(&Input::new("cloudevents", MediaType::CloudEvents, body.as_bytes())), ["x"]);
+    }
 }

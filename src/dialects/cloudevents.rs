@@ -109,10 +109,21 @@ fn harbor_event(input: &Input<'_>, ev: &Event<'_>) -> Result<Option<Vec<Occurren
         (None, None) => input.body.to_vec(),
     };
     let own = Input { bounds: input.bounds, ..Input::new(input.endpoint, MediaType::CloudEvents, &event) };
-    Ok(match harbor::cloudevents_format(&own)? {
-        Normalized::Events(occurrences) => Some(occurrences),
-        Normalized::Unmapped { .. } | Normalized::Answer(_) => None,
-    })
+    let mut occurrences = match harbor::cloudevents_format(&own)? {
+        Normalized::Events(occurrences) => occurrences,
+        Normalized::Unmapped { .. } | Normalized::Answer(_) => return Ok(None),
+    };
+    // A batch that repeats this event's id made it `<id>#<index>` (ce::read); Harbor's own ids
+    // (`<id>`, or `<id>#<resource>` when it fans out) take that in place of `<id>`.
+    let sent = ev.entry.and_then(|e| e.get("id")).and_then(Value::as_str);
+    if let Some(sent) = sent.filter(|s| *s != ev.id) {
+        for occ in &mut occurrences {
+            if let Some(rest) = occ.id.strip_prefix(sent) {
+                occ.id = format!("{}{rest}", ev.id);
+            }
+        }
+    }
+    Ok(Some(occurrences))
 }
 
 /// The kind of a Zot type, and whether it has Zot's default prefix.
@@ -264,6 +275,20 @@ mod tests {
 
     fn part(occ: &Occurrence) -> Value {
         serde_json::from_slice(occ.part.as_ref().expect("a part of its own").as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn harbor_events_repeating_an_id_in_a_batch_get_one_each() {
+        let push = fixture!("harbor/push_artifact.cloudevents.fixed.json");
+        let pull = fixture!("harbor/pull_artifact.cloudevents.fixed.json");
+        let id = |body: &str| serde_json::from_str::<Value>(body).unwrap()["id"].as_str().unwrap().to_owned();
+        let (push_id, pull_id) = (id(push), id(pull));
+        let body = format!("[{push},{pull},{push}]");
+        let ids: Vec<String> = events_with(&body, MediaType::CloudEventsBatch, &HeaderMap::new(), false)
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        assert_eq!(ids, [format!("{push_id}#0"), pull_id, format!("{push_id}#2")]);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::assert_matches;
 use crate::helpers::*;
+use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
 
 const AUTH: &str = "Bearer acr-test-token";
 const JSON: &str = "application/json";
@@ -135,17 +135,19 @@ fn cases() -> Vec<(&'static str, Want)> {
     ]
 }
 
-/// Posts `body` and checks its one event against `want`.
+/// Posts `body` (refused first without the `Authorization` header and with a wrong one) and checks
+/// its one event against `want`.
 async fn post_one(app: &TestApp, what: &str, content_type: &str, body: Vec<u8>, want: &Want) {
     let before = app.events().len();
-    let reply = app
-        .post("/webhooks/acr", &[("content-type", content_type), ("authorization", AUTH)], body.clone())
-        .await;
+    let headers = [("content-type", content_type)];
+    let auth = Credential::Header("authorization", AUTH.into());
+    let reply =
+        post_refused_then_accepted(app, what, "/webhooks/acr", &headers, &auth, "Bearer nope", &body).await;
     assert_eq!(reply.status, 200, "{what}: {:?}", reply.body);
     let events = app.events();
     assert_eq!(events.len(), before + 1, "{what}");
     let want = expected(want, &serde_json::from_slice(&body).unwrap());
-    std::panic::catch_unwind(|| assert_matches(&events[before], &want))
+    std::panic::catch_unwind(|| assert_event(&events[before], &want))
         .unwrap_or_else(|_| panic!("{what} does not normalize as expected:\n{:#}", events[before]));
 }
 

@@ -89,3 +89,41 @@ async fn every_batch_gives_each_entry_its_own_stable_id() {
         }
     }
 }
+
+/// A batch whose entries share an id (a relay re-batching, a hand-made array) still gives each
+/// entry an id of its own, `<id>#<index>` as Distribution's envelopes do, and the same ones when
+/// the sender retries.
+#[actix_rt::test]
+async fn a_batch_repeating_an_id_gives_distinct_ids_again_on_retry() {
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_ACR_AUTH", "Bearer a")
+            .with("REGBRIDGE_CLOUDEVENTS_AUTH", "Bearer c"),
+    )
+    .await;
+    let pushed = fixture_json("other/acr/ImagePushed.eventgrid-schema.azure-docs.json")[0].clone();
+    let mut deleted = fixture_json("other/acr/ImageDeleted.eventgrid-schema.azure-docs.json")[0].clone();
+    deleted["id"] = pushed["id"].clone();
+    let ce_pushed = fixture_json("other/acr/ImagePushed.cloudevents-schema.azure-docs.json")[0].clone();
+    let mut ce_deleted = fixture_json("other/acr/ImageDeleted.cloudevents-schema.azure-docs.json")[0].clone();
+    ce_deleted["id"] = ce_pushed["id"].clone();
+    let zot = fixture_json("other/synthetic/zot.image-updated.structured-ce.json");
+    let mut zot_2 = zot.clone();
+    zot_2["data"]["reference"] = "1.22".into();
+    let grid_id = pushed["id"].as_str().unwrap().to_owned();
+    let ce_id = ce_pushed["id"].as_str().unwrap().to_owned();
+    let zot_id = zot["id"].as_str().unwrap().to_owned();
+    let json = ("content-type", "application/json");
+    let batch = ("content-type", "application/cloudevents-batch+json");
+    let cases = [
+        ("/webhooks/acr", [json, ("authorization", "Bearer a")], json!([pushed, deleted]), &grid_id),
+        ("/webhooks/acr", [batch, ("authorization", "Bearer a")], json!([ce_pushed, ce_deleted]), &ce_id),
+        ("/webhooks/cloudevents", [batch, ("authorization", "Bearer c")], json!([zot, zot_2]), &zot_id),
+    ];
+    for (path, headers, body, id) in &cases {
+        let body = serde_json::to_vec(body).unwrap();
+        let first = ids(&app, path, headers, &body).await;
+        assert_eq!(first, [format!("{id}#0"), format!("{id}#1")], "{path}");
+        assert_eq!(ids(&app, path, headers, &body).await, first, "{path}: a retry gives the same ids");
+    }
+}

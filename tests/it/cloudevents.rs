@@ -5,8 +5,8 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::assert_matches;
 use crate::helpers::*;
+use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
 
 const STRUCTURED: &str = "application/cloudevents+json";
 const BATCH: &str = "application/cloudevents-batch+json";
@@ -46,91 +46,95 @@ fn vuln_scan() -> Value {
     })
 }
 
-#[actix_rt::test]
-async fn zot_in_structured_mode() {
-    let app = app().await;
-    let body = fixture("other/synthetic/zot.image-updated.structured-ce.json");
-    let auth = zot_auth();
-    let reply = app
-        .post(
-            "/webhooks/cloudevents",
-            &[("content-type", STRUCTURED), ("authorization", &auth)],
-            body.clone(),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let events = app.events();
-    assert_eq!(events.len(), 1);
-    let digest = format!("sha256:{}", "b".repeat(64));
-    assert_matches(
-        &events[0],
-        &json!({
-            "specversion": "1.0",
-            "id": "0b6a1f3e-0000-4000-8000-000000000001",
-            "type": "dev.regbridge.artifact.pushed.v1",
-            // Zot's default source names no instance.
-            "source": "urn:regbridge:endpoint:cloudevents",
-            "subject": "golang:latest",
-            "time": "2025-06-01T12:00:00Z",
-            "datacontenttype": "application/json",
-            "registry": "cloudevents",
-            "origtype": "zotregistry.image.updated",
-            "partitionkey": "golang",
-            "data": {
-                "registry": "cloudevents", "host": null, "repository": "golang", "tag": "latest", "digest": digest,
-                "image": null, "platform": { "os": null, "architecture": null }, "actor": null,
-                "occurred_at": "2025-06-01T12:00:00Z", "scan": null,
-                "original": serde_json::from_slice::<Value>(&body).unwrap(),
-            }
-        }),
-    );
+/// A Zot event from its default `source` (`zotregistry.dev`), which names no instance: no host, so
+/// no pullable `image`, and the endpoint's `source`.
+#[allow(clippy::too_many_arguments)]
+fn zot(
+    id: &str,
+    kind: &str,
+    ty: &str,
+    repository: &str,
+    tag: &str,
+    digest: Option<&str>,
+    actor: Option<&str>,
+    time: &str,
+    scan: Value,
+) -> Value {
+    json!({
+        "specversion": "1.0", "id": id, "type": format!("dev.regbridge.{kind}.v1"),
+        "source": "urn:regbridge:endpoint:cloudevents", "subject": format!("{repository}:{tag}"), "time": time,
+        "datacontenttype": "application/json", "registry": "cloudevents", "origtype": ty, "partitionkey": repository,
+        "data": { "registry": "cloudevents", "host": null, "repository": repository, "tag": tag, "digest": digest,
+                  "image": null, "platform": { "os": null, "architecture": null }, "actor": actor,
+                  "occurred_at": time, "scan": scan } })
+}
+
+/// (fixture under `other/`, the type it is sent as in binary mode with [`post_binary`]'s headers,
+/// `None` for a structured-mode event as the file holds it; the expected event without
+/// `data.original`).
+#[rustfmt::skip]
+fn cases() -> Vec<(&'static str, Option<&'static str>, Value)> {
+    let updated = "zotregistry.image.updated";
+    let scanned = "zotregistry.image.scanned";
+    let golang = format!("sha256:{}", "b".repeat(64));
+    vec![
+        ("synthetic/zot.image-updated.structured-ce.json", None, zot("0b6a1f3e-0000-4000-8000-000000000001",
+            "artifact.pushed", updated, "golang", "latest", Some(&golang), None, "2025-06-01T12:00:00Z", Value::Null)),
+        // The docs' `sha256:abc...` is a placeholder, not a digest.
+        ("zot/payload-metadata.data-fragment.zot-docs.json", Some(updated), zot(ZOT_ID, "artifact.pushed", updated,
+            "space/my-image", "latest", None, Some("john"), ZOT_TIME, Value::Null)),
+        ("zot/image.scanned.data-fragment.zot-docs.json", Some(scanned), zot(ZOT_ID, "scan.completed", scanned,
+            "space/my-image", "latest", None, None, ZOT_TIME, vuln_scan())),
+    ]
 }
 
 #[actix_rt::test]
-async fn zot_in_binary_mode() {
+async fn every_zot_fixture_in_structured_or_binary_mode() {
     let app = app().await;
-    let auth = zot_auth();
-    let data = fixture("other/zot/payload-metadata.data-fragment.zot-docs.json");
-    let reply =
-        post_binary(&app, "/webhooks/cloudevents", &auth, "zotregistry.image.updated", data.clone()).await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let scanned = fixture("other/zot/image.scanned.data-fragment.zot-docs.json");
-    let reply =
-        post_binary(&app, "/webhooks/cloudevents", &auth, "zotregistry.image.scanned", scanned.clone()).await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let events = app.events();
-    assert_eq!(events.len(), 2);
-    // `data.original` is the event in structured mode: its attributes came as headers.
-    let original = |data: &[u8], ty: &str| {
-        json!({"specversion": "1.0", "id": ZOT_ID, "source": "zotregistry.dev", "type": ty, "time": ZOT_TIME,
-               "datacontenttype": "application/json", "data": serde_json::from_slice::<Value>(data).unwrap()})
-    };
-    let common = json!({
-        "specversion": "1.0", "id": ZOT_ID, "source": "urn:regbridge:endpoint:cloudevents",
-        "subject": "space/my-image:latest", "time": ZOT_TIME, "registry": "cloudevents",
-        "partitionkey": "space/my-image",
-    });
-    assert_matches(&events[0], &common);
-    assert_matches(
-        &events[0],
-        &json!({
-            "type": "dev.regbridge.artifact.pushed.v1",
-            "origtype": "zotregistry.image.updated",
-            // The docs' `sha256:abc...` is a placeholder, not a digest.
-            "data": { "repository": "space/my-image", "tag": "latest", "digest": null, "actor": "john",
-                      "occurred_at": ZOT_TIME, "scan": null, "original": original(&data, "zotregistry.image.updated") }
-        }),
-    );
-    assert_matches(&events[1], &common);
-    assert_matches(
-        &events[1],
-        &json!({
-            "type": "dev.regbridge.scan.completed.v1",
-            "origtype": "zotregistry.image.scanned",
-            "data": { "repository": "space/my-image", "tag": "latest", "digest": null, "actor": null,
-                      "scan": vuln_scan(), "original": original(&scanned, "zotregistry.image.scanned") }
-        }),
-    );
+    let cases = cases();
+    let auth = Credential::Header("authorization", zot_auth());
+    for (i, (file, binary, want)) in cases.iter().enumerate() {
+        let body = fixture(&format!("other/{file}"));
+        let headers: Vec<(&str, &str)> = match binary {
+            None => vec![("content-type", STRUCTURED)],
+            Some(ty) => vec![
+                ("content-type", "application/json"),
+                ("ce-specversion", "1.0"),
+                ("ce-id", ZOT_ID),
+                ("ce-source", "zotregistry.dev"),
+                ("ce-type", ty),
+                ("ce-time", ZOT_TIME),
+            ],
+        };
+        let wrong = "Basic d3Jvbmc6d3Jvbmc=";
+        let reply =
+            post_refused_then_accepted(&app, file, "/webhooks/cloudevents", &headers, &auth, wrong, &body)
+                .await;
+        assert_eq!(reply.status, 200, "{file}: {:?}", reply.body);
+        let events = app.events();
+        assert_eq!(events.len(), i + 1, "{file}");
+        let data = serde_json::from_slice::<Value>(&body).unwrap();
+        let mut want = want.clone();
+        // In binary mode, `data.original` is the event in structured mode: its attributes came as
+        // headers.
+        want["data"]["original"] = match binary {
+            None => data,
+            Some(ty) => json!({"specversion": "1.0", "id": ZOT_ID, "source": "zotregistry.dev", "type": ty,
+                "time": ZOT_TIME, "datacontenttype": "application/json", "data": data}),
+        };
+        let actual = &events[i];
+        std::panic::catch_unwind(|| assert_event(actual, &want))
+            .unwrap_or_else(|_| panic!("{file} does not normalize as expected:\n{actual:#}"));
+    }
+    for dir in ["zot", "synthetic"] {
+        let path = format!("{}/tests/fixtures/other/{dir}", env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(path).unwrap() {
+            let name = format!("{dir}/{}", entry.unwrap().file_name().into_string().unwrap());
+            if name.ends_with(".json") && (dir == "zot" || name.contains("zot")) {
+                assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
+            }
+        }
+    }
 }
 
 #[actix_rt::test]

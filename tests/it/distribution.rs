@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::assert_matches;
 use crate::helpers::*;
+use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
 
 const AUTH: &str = "Bearer distribution-test-token";
 /// GitLab's documented form: a bare secret, no `Bearer`.
@@ -140,25 +140,29 @@ fn gitlab_cases() -> Vec<(&'static str, Vec<Want>)> {
     ]
 }
 
-/// Posts each case and checks its events, attribute by attribute.
+/// Posts each case (refused first without `auth` and with a wrong one) and checks its events,
+/// attribute by attribute.
 async fn post_cases(
     app: &TestApp,
     path: &str,
-    headers: &[(&str, &str)],
+    content_type: &str,
+    auth: &str,
     registry: &str,
     cases: &[(&str, Vec<Want>)],
 ) {
+    let auth = Credential::Header("authorization", auth.into());
     for (file, wants) in cases {
         let before = app.events().len();
         let body = fixture(&format!("other/{file}"));
-        let reply = app.post(path, headers, body.clone()).await;
+        let headers = [("content-type", content_type)];
+        let reply = post_refused_then_accepted(app, file, path, &headers, &auth, "Bearer nope", &body).await;
         assert_eq!(reply.status, 200, "{file}: {:?}", reply.body);
         let events = app.events();
         assert_eq!(events.len(), before + wants.len(), "{file}");
         let original: Value = serde_json::from_slice(&body).unwrap();
         for (actual, want) in events[before..].iter().zip(wants) {
             let want = expected(registry, want, &original);
-            std::panic::catch_unwind(|| assert_matches(actual, &want))
+            std::panic::catch_unwind(|| assert_event(actual, &want))
                 .unwrap_or_else(|_| panic!("{file} does not normalize as expected:\n{actual:#}"));
         }
     }
@@ -167,9 +171,8 @@ async fn post_cases(
 #[actix_rt::test]
 async fn every_fixture_normalizes_attribute_by_attribute() {
     let app = spawn_app_with(Options::default().with("REGBRIDGE_DISTRIBUTION_AUTH", AUTH)).await;
-    let headers = [("content-type", V2), ("authorization", AUTH)];
     let cases = cases();
-    post_cases(&app, "/webhooks/distribution", &headers, "distribution", &cases).await;
+    post_cases(&app, "/webhooks/distribution", V2, AUTH, "distribution", &cases).await;
     // Every payload fixture of the folder has its case (the delete fragment is not an envelope).
     for entry in
         std::fs::read_dir(format!("{}/tests/fixtures/other/distribution", env!("CARGO_MANIFEST_DIR")))
@@ -287,8 +290,8 @@ async fn gitlab_is_reached_through_a_named_endpoint() {
     .unwrap();
     let app = spawn_app_with(Options::default().with("REGBRIDGE_CONFIG", config.to_str().unwrap())).await;
     // GitLab's fork still sends the v1 media type.
+    post_cases(&app, "/webhooks/gl", V1, GITLAB_AUTH, "gitlab", &gitlab_cases()).await;
     let headers = [("content-type", V1), ("authorization", GITLAB_AUTH)];
-    post_cases(&app, "/webhooks/gl", &headers, "gitlab", &gitlab_cases()).await;
 
     let body = fixture("other/gitlab/push.gitlab-container-registry-notifications-spec.json");
     let wrong = [("content-type", V1), ("authorization", "Bearer AUTHORIZATIONEXAMPLETOKEN")];

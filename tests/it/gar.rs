@@ -4,8 +4,8 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::assert_matches;
 use crate::helpers::*;
+use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
 
 const GAR_TOKEN: &str = "gar-test-token";
 const PATH: &str = "/webhooks/gar?token=gar-test-token";
@@ -16,65 +16,83 @@ async fn app() -> TestApp {
     spawn_app_with(Options::default().with("REGBRIDGE_GAR_TOKENS", GAR_TOKEN)).await
 }
 
-/// (fixture under `other/gar/`, its message id if the body carries one, the expected event).
+type Case =
+    (&'static str, Option<(&'static str, &'static str)>, &'static str, &'static str, Option<&'static str>);
+
+/// (fixture under `other/gar/`, its message id and publish time if the body carries them (a
+/// wrapped message), the host, repository and tag of its references). Every digest in them is a
+/// truncated placeholder (`sha256:6ec128e26cd5...`): not published as one.
 #[rustfmt::skip]
-fn cases() -> Vec<(&'static str, Option<&'static str>, Value)> {
-    let hello = "us-west1-docker.pkg.dev/my-project/my-repo/hello-world";
+fn cases() -> Vec<Case> {
+    let hello = "my-project/my-repo/hello-world";
     vec![
-        ("INSERT.digest-only.gar-docs.json", None, json!({
-            "type": "dev.regbridge.artifact.pushed.v1", "source": "https://us-west1-docker.pkg.dev",
-            "subject": "my-project/my-repo/hello-world", "origtype": "INSERT", "partitionkey": "my-project/my-repo/hello-world",
-            // The docs' digest is a truncated placeholder: not published as one.
-            "data": { "host": "us-west1-docker.pkg.dev", "repository": "my-project/my-repo/hello-world", "tag": null,
-                      "digest": null, "image": null, "platform": { "os": null, "architecture": null },
-                      "actor": null, "occurred_at": null, "scan": null } })),
-        ("INSERT.with-tag.gar-docs.json", None, json!({
-            "type": "dev.regbridge.artifact.pushed.v1", "source": "https://us-west1-docker.pkg.dev",
-            "subject": "my-project/my-repo/hello-world:1.1", "origtype": "INSERT",
-            "data": { "host": "us-west1-docker.pkg.dev", "repository": "my-project/my-repo/hello-world", "tag": "1.1",
-                      "digest": null, "image": format!("{hello}:1.1"), "occurred_at": null } })),
-        ("INSERT.with-tag.image-hooks-testdata.json", None, json!({
-            "type": "dev.regbridge.artifact.pushed.v1", "source": "https://gcr.io", "subject": "mynamespace/repository:latest",
-            "data": { "host": "gcr.io", "repository": "mynamespace/repository", "tag": "latest", "digest": null,
-                      "image": "gcr.io/mynamespace/repository:latest" } })),
-        ("converted/INSERT.flux-recv-gcr_payload.message-data-decoded.json", None, json!({
-            "type": "dev.regbridge.artifact.pushed.v1", "source": "https://us.gcr.io", "subject": "am/am.kebab.api:test",
-            "data": { "host": "us.gcr.io", "repository": "am/am.kebab.api", "tag": "test", "digest": null,
-                      "image": "us.gcr.io/am/am.kebab.api:test" } })),
-        ("converted/pubsub-push.INSERT.flux-recv-gcr_payload.fixed.json", Some("981636256311680"), json!({
-            "type": "dev.regbridge.artifact.pushed.v1", "source": "https://us.gcr.io", "subject": "am/am.kebab.api:test",
-            "time": "2020-01-30T04:18:04.805Z", "origtype": "INSERT", "partitionkey": "am/am.kebab.api",
-            "data": { "host": "us.gcr.io", "repository": "am/am.kebab.api", "tag": "test", "digest": null,
-                      "image": "us.gcr.io/am/am.kebab.api:test", "occurred_at": "2020-01-30T04:18:04.805Z" } })),
+        ("INSERT.digest-only.gar-docs.json", None, "us-west1-docker.pkg.dev", hello, None),
+        ("INSERT.with-tag.gar-docs.json", None, "us-west1-docker.pkg.dev", hello, Some("1.1")),
+        ("INSERT.with-tag.image-hooks-testdata.json", None, "gcr.io", "mynamespace/repository", Some("latest")),
+        ("converted/INSERT.flux-recv-gcr_payload.message-data-decoded.json", None, "us.gcr.io", "am/am.kebab.api", Some("test")),
+        ("converted/pubsub-push.INSERT.flux-recv-gcr_payload.fixed.json", Some(("981636256311680", "2020-01-30T04:18:04.805Z")),
+         "us.gcr.io", "am/am.kebab.api", Some("test")),
     ]
+}
+
+/// An `INSERT`: unwrapped without metadata headers, it has no id but the body's digest and no time.
+fn expected(
+    body: &[u8],
+    message: Option<(&str, &str)>,
+    host: &str,
+    repository: &str,
+    tag: Option<&str>,
+) -> Value {
+    let subject = tag.map_or(repository.to_owned(), |t| format!("{repository}:{t}"));
+    let time = message.map(|m| m.1);
+    let mut e = json!({
+        "specversion": "1.0",
+        "id": message.map_or_else(|| digest_id("gar", body), |m| m.0.to_owned()),
+        "type": "dev.regbridge.artifact.pushed.v1",
+        "source": format!("https://{host}"),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "registry": "gar",
+        "origtype": "INSERT",
+        "partitionkey": repository,
+        "data": {
+            "registry": "gar", "host": host, "repository": repository, "tag": tag, "digest": null,
+            // Without a tag or a real digest there is nothing to pull by.
+            "image": tag.map(|_| format!("{host}/{subject}")),
+            "platform": { "os": null, "architecture": null }, "actor": null, "occurred_at": time, "scan": null,
+            "original": serde_json::from_slice::<Value>(body).unwrap(),
+        }
+    });
+    if let Some(t) = time {
+        e["time"] = t.into();
+    }
+    e
 }
 
 #[actix_rt::test]
 async fn every_fixture_normalizes_attribute_by_attribute() {
     let app = app().await;
     let cases = cases();
-    for (i, (file, id, want)) in cases.iter().enumerate() {
+    let token = Credential::Query("token", GAR_TOKEN.into());
+    for (i, &(file, message, host, repository, tag)) in cases.iter().enumerate() {
         let body = fixture(&format!("other/gar/{file}"));
-        let reply = app.post(PATH, &[JSON], body.clone()).await;
+        let reply =
+            post_refused_then_accepted(&app, file, "/webhooks/gar", &[JSON], &token, "nope", &body).await;
         assert_eq!(reply.status, 200, "{file}: {:?}", reply.body);
         let events = app.events();
         assert_eq!(events.len(), i + 1, "{file}");
-        let mut want = want.clone();
-        want["specversion"] = "1.0".into();
-        want["id"] = id.map_or_else(|| digest_id("gar", &body), str::to_owned).into();
-        want["datacontenttype"] = "application/json".into();
-        want["registry"] = "gar".into();
-        want["data"]["registry"] = "gar".into();
-        want["data"]["original"] = serde_json::from_slice(&body).unwrap();
+        let want = expected(&body, message, host, repository, tag);
         let actual = &events[i];
-        std::panic::catch_unwind(|| assert_matches(actual, &want))
+        std::panic::catch_unwind(|| assert_event(actual, &want))
             .unwrap_or_else(|_| panic!("{file} does not normalize as expected:\n{actual:#}"));
         assert_eq!(reply.body["events"][0]["id"], want["id"], "{file}");
     }
 
     // Google's generic push sample is a well-formed Pub/Sub message, but no notification.
-    let generic = fixture("other/gar/pubsub-push.generic.functions-framework-nodejs-docs.json");
-    let reply = app.post(PATH, &[JSON], generic).await;
+    let file = "pubsub-push.generic.functions-framework-nodejs-docs.json";
+    let generic = fixture(&format!("other/gar/{file}"));
+    let reply =
+        post_refused_then_accepted(&app, file, "/webhooks/gar", &[JSON], &token, "nope", &generic).await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
     assert_eq!(reply.body["reason"], "unmapped_type");
     assert_eq!(reply.body["origtype"], "google.cloud.pubsub.topic.v1.messagePublished");
@@ -89,7 +107,7 @@ async fn every_fixture_normalizes_attribute_by_attribute() {
         for entry in std::fs::read_dir(path).unwrap() {
             let name = format!("{dir}{}", entry.unwrap().file_name().into_string().unwrap());
             if name.ends_with(".json") && !name.contains("generic") {
-                assert!(cases.iter().any(|(f, _, _)| *f == name), "fixture {name} has no test case");
+                assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
             }
         }
     }
