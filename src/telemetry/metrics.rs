@@ -54,6 +54,8 @@ pub mod names {
     pub const OUTBOX_CAPACITY: &str = "regbridge_outbox_capacity_bytes";
     /// Gauge: Kafka topics routed to that do not exist and could not be created.
     pub const KAFKA_TOPICS_MISSING: &str = "regbridge_kafka_topics_missing";
+    /// Gauge per `topic`: 1 while that topic is one of them, 0 once it is not.
+    pub const KAFKA_TOPIC_MISSING: &str = "regbridge_kafka_topic_missing";
 }
 
 /// Latency buckets in seconds: fine below 10 ms where a healthy publish lands, coarse up to the

@@ -220,16 +220,6 @@ async fn an_event_larger_than_a_frame_arrives_whole() {
     broker.delete(&exchange).await;
 }
 
-/// Runs `regbridge outbox <args>` against `dir` and returns its JSON output. On a blocking
-/// thread: the service under test runs on this test's runtime and must go on meanwhile.
-async fn outbox_cli(dir: &std::path::Path, args: &[&str]) -> Value {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regbridge"));
-    cmd.arg("outbox").args(args).arg("--dir").arg(dir).env_clear();
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
-    assert!(out.status.success(), "regbridge outbox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[actix_rt::test]
 async fn an_unroutable_event_is_dead_lettered_and_requeued_once_a_queue_is_bound() {
     let broker = Broker::connect().await;

@@ -262,3 +262,55 @@ pub async fn wait_exit(child: &mut std::process::Child) -> std::process::ExitSta
         actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Runs `regbridge outbox <args>` against `dir` and returns its JSON output. On a blocking
+/// thread: the service under test runs on this test's runtime and must go on meanwhile.
+pub async fn outbox_cli(dir: &std::path::Path, args: &[&str]) -> Value {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regbridge"));
+    cmd.arg("outbox").args(args).arg("--dir").arg(dir).env_clear();
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "regbridge outbox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Posts `body` to `path` of `app` from the loopback address `from` (another sender than the
+/// client's 127.0.0.1), over a plain HTTP/1.1 connection closed after the answer.
+pub async fn post_from(
+    app: &TestApp,
+    from: [u8; 4],
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    let mut stream = socket.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: regbridge\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(&[head.as_bytes(), body].concat()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered within 30 s")
+        .unwrap();
+    let text = String::from_utf8(answer).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let mut headers = awc::http::header::HeaderMap::new();
+    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+        let name = awc::http::header::HeaderName::try_from(k.trim()).unwrap();
+        headers.append(name, awc::http::header::HeaderValue::from_str(v.trim()).unwrap());
+    }
+    // Chunked or not, the JSON answer is the one line that parses.
+    let body = body.lines().find_map(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+    Reply { status, headers, body }
+}

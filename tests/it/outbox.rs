@@ -217,6 +217,102 @@ async fn awc_get(base: &str, path: &str) -> (u16, serde_json::Value) {
 }
 
 #[actix_rt::test]
+async fn only_the_sink_that_did_not_confirm_is_queued_the_other_keeps_its_copy() {
+    // Two sinks routed: the file sink confirms, RabbitMQ is down.
+    let down = format!("amqp://guest:guest@127.0.0.1:{}/%2f", brokers::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::routes_file(
+        dir.path(),
+        "routes:\n  - name: t\n    to: [{ sink: amqp, exchange: x }, { sink: file }]\n",
+    );
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_AMQP_URL", &down)
+            .with("REGBRIDGE_ROUTES", &routes)
+            .with("REGBRIDGE_PUBLISH_TIMEOUT", "1s"),
+    )
+    .await;
+    let started = Instant::now();
+    let r = app.post_harbor(&push(1, 0), "application/json").await;
+    assert!(started.elapsed() < Duration::from_millis(1500), "within the budget: {:?}", started.elapsed());
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["status"], "queued");
+    let queued = r.body["queued"].as_array().unwrap();
+    assert_eq!(queued.len(), 1, "{:?}", r.body);
+    assert_eq!(queued[0]["sink"], "amqp");
+    let id = r.body["events"][0]["id"].as_str().unwrap();
+    let events = app.events();
+    assert_eq!(events.len(), 1, "the file sink has it once, directly");
+    assert_eq!(events[0]["id"], id);
+    let (_, ready) = app.get("/readyz").await;
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["outbox"]["sinks"]["amqp"]["events"], 1, "{ready}");
+    assert!(ready["outbox"]["sinks"]["file"]["events"].as_u64().unwrap_or(0) == 0, "{ready}");
+}
+
+#[actix_rt::test]
+async fn on_sigterm_the_relay_drains_the_backlog_and_leaves_nothing_on_disk() {
+    let kafka = PrivateKafka::start();
+    let topic = brokers::unique("it-outbox-term");
+    brokers::create_topic(&kafka.addr, &topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = brokers::kafka_routes(dir.path(), &topic);
+    let env = [
+        ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
+        ("REGBRIDGE_KAFKA_BROKERS", kafka.addr.as_str()),
+        ("REGBRIDGE_ROUTES", routes.as_str()),
+        ("REGBRIDGE_PUBLISH_TIMEOUT", "1s"),
+        ("REGBRIDGE_SHUTDOWN_TIMEOUT", "25s"),
+    ];
+    let (mut child, base) = start_binary(&env, dir.path()).await;
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let post = |n: usize| {
+        client
+            .post(format!("{base}/webhooks/harbor"))
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("authorization", HARBOR_AUTH))
+            .send_body(push(n, n % 2))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while post(0).await.unwrap().status().as_u16() != 200 {
+        assert!(Instant::now() < deadline, "no 200 from a healthy broker");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    kafka.process.pause();
+    let mut sent = Vec::new();
+    for n in 1..=10 {
+        let mut res = post(n).await.unwrap();
+        assert_eq!(res.status().as_u16(), 202);
+        let body: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+        sent.push((body["events"][0]["id"].as_str().unwrap().to_owned(), format!("lib/app{}", n % 2)));
+    }
+    // What operators see of it meanwhile: counted as spooled, waiting.
+    let mut res = client.get(format!("{base}/metrics")).send().await.unwrap();
+    let metrics = String::from_utf8(res.body().limit(4 << 20).await.unwrap().to_vec()).unwrap();
+    let value = |series: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    assert_eq!(value("regbridge_outbox_spooled_total{sink=\"kafka\"}"), 10.0, "{metrics}");
+    assert_eq!(value("regbridge_outbox_events{sink=\"kafka\"}"), 10.0, "{metrics}");
+
+    // The broker is back and the pod is told to stop at once: the relay gets the rest of the
+    // shutdown deadline to deliver the backlog.
+    kafka.process.resume();
+    sigterm(&child);
+    assert!(wait_exit(&mut child).await.success());
+    let want: HashSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    let log = kafka_ids(&kafka.addr, &topic, &want).await;
+    assert_all_in_order(&sent, &log);
+    let status = outbox_cli(&dir.path().join("outbox"), &["status"]).await;
+    assert_eq!(status["service_running"], false, "{status}");
+    assert_eq!(status["sinks"][0]["sink"], "kafka", "{status}");
+    assert_eq!(status["sinks"][0]["events"], 0, "nothing left for the next start: {status}");
+    let log = std::fs::read_to_string(dir.path().join("regbridge.log")).unwrap();
+    assert!(log.contains("sink entered the backlog"), "{log}");
+}
+
+#[actix_rt::test]
 async fn a_full_outbox_answers_503_and_not_ready() {
     // A broker that refuses connections, and room for about two events.
     let down = format!("amqp://guest:guest@127.0.0.1:{}/%2f", brokers::free_port());

@@ -108,6 +108,7 @@ impl Topics {
                 self.known.write().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned());
                 if missing.remove(topic).is_some() {
                     tracing::info!(sink = "kafka", topic, "topic is available now");
+                    topic_gauge(topic).set(0.0);
                 }
                 self.gauge.set(missing.len() as f64);
                 Ok(())
@@ -125,6 +126,7 @@ impl Topics {
                 let seen = Missing { why: why.clone(), checked: now, wanted: now };
                 if missing.insert(topic.to_owned(), seen).is_none() {
                     tracing::error!(sink = "kafka", topic, reason = %why, "topic missing: events routed to it are not delivered");
+                    topic_gauge(topic).set(1.0);
                 }
                 self.gauge.set(missing.len() as f64);
                 Err(e)
@@ -215,7 +217,13 @@ impl Topics {
     /// `/readyz`; the others are forgotten.
     pub fn health(&self) -> Result<(), String> {
         let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
-        missing.retain(|_, m| m.wanted.elapsed() < FORGET);
+        missing.retain(|topic, m| {
+            let keep = m.wanted.elapsed() < FORGET;
+            if !keep {
+                topic_gauge(topic).set(0.0);
+            }
+            keep
+        });
         self.gauge.set(missing.len() as f64);
         if missing.is_empty() {
             return Ok(());
@@ -224,4 +232,9 @@ impl Topics {
         reasons.sort_unstable();
         Err(reasons.join("; "))
     }
+}
+
+/// 1 while `topic` is missing (and routed to lately), else 0: the gauge that names it.
+fn topic_gauge(topic: &str) -> metrics::Gauge {
+    metrics::gauge!(names::KAFKA_TOPIC_MISSING, "topic" => topic.to_owned())
 }
