@@ -85,6 +85,7 @@ impl AppBuilder {
                 max_output: c.body_limit.saturating_mul(4),
             },
             max_in_flight: c.max_in_flight,
+            trusted_proxies: c.trusted_proxies,
             clock: self.clock.unwrap_or_else(ingress::system_clock),
             metrics,
         }));

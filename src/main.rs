@@ -130,7 +130,14 @@ fn main() -> ExitCode {
             let text = serde_json::to_string_pretty(&config.describe()).expect("JSON values serialize");
             // A closed pipe (`| head`) is not an error worth a panic.
             let _ = writeln!(std::io::stdout(), "{text}");
-            ExitCode::SUCCESS
+            // A misspelled variable is a configuration error here: what it meant to set is not.
+            for unknown in &config.unknown_variables {
+                eprintln!("regbridge: configuration error: {unknown}");
+            }
+            match config.unknown_variables.is_empty() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(2),
+            }
         }
         Command::Outbox { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Normalize { file, endpoint, headers, query, verify } => {
@@ -184,6 +191,10 @@ fn main() -> ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Inside the runtime: the OTLP exporters need one to start.
     let telemetry = Telemetry::init();
+    // Not fatal for the service (a stale variable in a manifest must not stop a rollout), but said.
+    for unknown in &config.unknown_variables {
+        tracing::warn!(variable = %unknown.name, nearest = unknown.nearest.as_deref(), "{unknown}: ignored");
+    }
     let result = async { App::build(config).await?.run_until_stopped().await }.await;
     telemetry.shutdown();
     result

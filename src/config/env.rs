@@ -15,6 +15,11 @@ impl Env {
         Self(std::env::vars().collect())
     }
 
+    /// Every variable's name, set or empty.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }

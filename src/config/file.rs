@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub content_mode: Option<String>,
     #[serde(default)]
     pub routes: Option<String>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the sender (CIDRs).
+    pub trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     pub endpoints: BTreeMap<String, EndpointFile>,
     /// Sink sections by sink name; each sink validates its own.
@@ -80,6 +82,8 @@ pub struct EndpointFile {
     pub include_original: Option<bool>,
     #[serde(default)]
     pub passthrough: bool,
+    /// The source networks (CIDRs) that may send to this endpoint; any when absent.
+    pub allow_from: Option<Vec<String>>,
 }
 
 impl EndpointFile {

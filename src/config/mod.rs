@@ -6,6 +6,8 @@
 
 pub mod env;
 mod file;
+mod known;
+mod networks;
 mod outbox;
 mod secret;
 
@@ -17,6 +19,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub use env::Env;
+pub use known::UnknownVariable;
+pub use networks::Networks;
 pub use secret::Secret;
 
 use crate::dialects::{self, DialectSpec};
@@ -69,6 +73,11 @@ pub struct Config {
     pub routes_file: Option<PathBuf>,
     /// `None`: the outbox is off, and a sink that does not confirm in time means 503.
     pub outbox: Option<crate::outbox::Settings>,
+    /// Peers whose forwarding headers name the sender (for allowlists and per-address caps).
+    pub trusted_proxies: Networks,
+    /// `REGBRIDGE_` variables that nothing reads: likely typos, warned of at start-up and fatal
+    /// to `check-config`.
+    pub unknown_variables: Vec<UnknownVariable>,
 }
 
 /// One webhook endpoint (`/webhooks/{name}`).
@@ -89,6 +98,8 @@ pub struct Endpoint {
     pub passthrough: bool,
     /// How many credentials are configured (for `check-config`; never the values).
     pub credential_count: usize,
+    /// The source networks that may send; `None`: any (403 for others).
+    pub allow_from: Option<Networks>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -203,6 +214,14 @@ impl Config {
         let router = router.with_default_mode(content_mode.unwrap_or_default());
         let has_broker = sinks.iter().any(|s| s.spec().is_broker);
         let outbox = outbox::settings(env, &file, has_broker)?;
+        let trusted_proxies = match env.get("REGBRIDGE_TRUSTED_PROXIES") {
+            Some(v) => Networks::parse(v.split(','))
+                .map_err(|e| ConfigError::invalid("REGBRIDGE_TRUSTED_PROXIES", e))?,
+            None => Networks::parse(file.trusted_proxies.iter().flatten().map(String::as_str))
+                .map_err(|e| ConfigError::invalid("trusted_proxies", e))?,
+        };
+        let names: Vec<String> = endpoints.iter().map(|e| e.name.clone()).collect();
+        let unknown_variables = known::unknown_variables(env, &names);
 
         Ok(Self {
             listen,
@@ -222,6 +241,8 @@ impl Config {
             router,
             routes_file,
             outbox,
+            trusted_proxies,
+            unknown_variables,
         })
     }
 
@@ -251,7 +272,9 @@ impl Config {
                 "rate_limit": e.rate_limit.map(|(r, b)| json!({"per_second": r, "burst": b})),
                 "include_original": e.include_original,
                 "passthrough": e.passthrough,
+                "allow_from": e.allow_from.as_ref().map(Networks::describe),
             })).collect::<Vec<_>>(),
+            "trusted_proxies": self.trusted_proxies.describe(),
             "sinks": self.sinks.iter().map(|s| json!({ "type": s.spec().name, "settings": s.describe() })).collect::<Vec<_>>(),
             "routes": { "file": self.routes_file, "rules": self.router.describe() },
             "outbox": self.outbox.as_ref().map(|o| json!({
@@ -442,6 +465,17 @@ fn endpoints(
         }
 
         let source = env.get(&format!("REGBRIDGE_{upper}_SOURCE")).map(str::to_owned).or(f.source.clone());
+        let allow_var = format!("REGBRIDGE_{upper}_ALLOW_FROM");
+        let allow_from = match (env.get(&allow_var), &f.allow_from) {
+            (Some(v), _) => {
+                Some(Networks::parse(v.split(',')).map_err(|e| ConfigError::invalid(&allow_var, e))?)
+            }
+            (None, Some(list)) => Some(
+                Networks::parse(list.iter().map(String::as_str))
+                    .map_err(|e| ConfigError::invalid(key("allow_from"), e))?,
+            ),
+            (None, None) => None,
+        };
         let rate = f.rate_limit.unwrap_or(d.rate);
         let burst = f.rate_burst.or(d.burst).unwrap_or(rate);
         let rate_limit = (rate > 0).then_some((rate, burst.max(1)));
@@ -454,6 +488,7 @@ fn endpoints(
             include_original: f.include_original.unwrap_or(d.include_original),
             passthrough: f.passthrough,
             credential_count: credentials.len(),
+            allow_from,
         }));
     }
     Ok(out)

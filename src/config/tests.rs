@@ -125,6 +125,8 @@ fn bad_values_name_their_variable_or_key() {
         ("REGBRIDGE_RATE_BURST", "x", "number"),
         ("REGBRIDGE_INCLUDE_ORIGINAL", "2", "boolean"),
         ("REGBRIDGE_CONTENT_MODE", "json", "binary, structured"),
+        ("REGBRIDGE_TRUSTED_PROXIES", "10.0.0.0/40", "0-32"),
+        ("REGBRIDGE_HARBOR_ALLOW_FROM", "harbor.example.com", "not an address"),
     ] {
         let e = err(&[(var, value)]);
         assert!(e.starts_with(var) && e.contains(needle), "{var}={value}: {e}");
@@ -199,4 +201,33 @@ fn the_outbox_is_on_by_default_with_a_broker_and_can_be_switched() {
     .unwrap();
     assert_eq!((forced.dir.to_str(), forced.max_bytes), (Some("/var/lib/rb"), 2 << 30));
     assert_eq!(load(&[broker]).describe()["outbox"]["max_attempts"], 5);
+}
+
+#[test]
+fn allowlists_and_trusted_proxies_come_from_variables_or_the_file() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        f,
+        "trusted_proxies: [10.0.0.0/8]\nendpoints:\n  harbor-prod:\n    dialect: harbor\n    credentials: [\"Bearer a\"]\n    allow_from: [192.0.2.0/24, \"2001:db8::/32\"]\n"
+    )
+    .unwrap();
+    let path = f.path().to_str().unwrap();
+    let c = load(&[("REGBRIDGE_CONFIG", path)]);
+    let prod = endpoint(&c, "harbor-prod");
+    let allowed = prod.allow_from.as_ref().unwrap();
+    assert!(
+        allowed.contains("192.0.2.9".parse().unwrap()) && !allowed.contains("192.0.3.9".parse().unwrap())
+    );
+    assert!(endpoint(&c, "harbor").allow_from.is_none(), "no list: anyone");
+    assert!(c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+    // Variables win over the file.
+    let c = load(&[
+        ("REGBRIDGE_CONFIG", path),
+        ("REGBRIDGE_HARBOR_PROD_ALLOW_FROM", "198.51.100.7"),
+        ("REGBRIDGE_TRUSTED_PROXIES", "172.16.0.0/12"),
+    ]);
+    let allowed = endpoint(&c, "harbor-prod").allow_from.clone().unwrap();
+    assert_eq!(allowed.describe(), ["198.51.100.7/32"]);
+    assert_eq!(c.trusted_proxies.describe(), ["172.16.0.0/12"]);
+    assert_eq!(c.describe()["trusted_proxies"][0], "172.16.0.0/12");
 }

@@ -20,6 +20,8 @@ pub const PROBLEM_PREFIX: &str = "urn:regbridge:problem:";
 pub enum IngressError {
     #[error("no enabled webhook endpoint `{0}`")]
     UnknownEndpoint(String),
+    #[error("{} may not send to endpoint `{endpoint}`", sender(.client))]
+    Forbidden { client: Option<std::net::IpAddr>, endpoint: String },
     #[error("method not allowed: webhooks are delivered with POST")]
     MethodNotAllowed,
     #[error("body exceeds the limit of {limit} bytes")]
@@ -48,12 +50,21 @@ pub enum IngressError {
     NotDelivered(#[from] DeliverError),
 }
 
+/// The sender's address for a message; unknown when a trusted proxy named none that reads.
+fn sender(ip: &Option<std::net::IpAddr>) -> String {
+    match ip {
+        Some(ip) => format!("address {ip}"),
+        None => "a sender whose address the forwarding header does not tell".to_owned(),
+    }
+}
+
 impl IngressError {
     /// The error class: the suffix of the problem `type` and its title.
     fn class(&self) -> (&'static str, &'static str) {
         match self {
             Self::UnknownEndpoint(_) => ("endpoint-not-found", "Unknown or disabled endpoint"),
             Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Self::Forbidden { .. } => ("forbidden", "Sender not allowed"),
             Self::TooLarge { .. } | Self::EventTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::Malformed(e) if e.too_large() => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
@@ -72,6 +83,7 @@ impl IngressError {
         match self {
             Self::UnknownEndpoint(_) => "unknown_endpoint",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Forbidden { .. } => "address_not_allowed",
             Self::TooLarge { .. } => "body_too_large",
             Self::EventTooLarge(_) => "event_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -108,6 +120,7 @@ impl ResponseError for IngressError {
         match self {
             Self::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::TooLarge { .. } | Self::EventTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Malformed(e) if e.too_large() => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -12,7 +12,8 @@ use serde_json::json;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use super::limits::ConnectionSlot;
+use super::client::client_address;
+use super::limits::{ConnectionSlot, Sender};
 use super::{EndpointEntry, IngressError, State};
 use crate::deliver::{Delivered, Queued};
 use crate::dialects::{self, Handshake, MediaType, Normalization, Normalized};
@@ -128,10 +129,12 @@ async fn handle(
     if req.conn_data::<ConnectionSlot>().is_some_and(|c| c.over) {
         return Err(IngressError::TooManyConnections);
     }
-    if let Some(limiter) = &entry.limiter {
-        limiter
-            .check()
-            .map_err(|retry_after| IngressError::RateLimited { endpoint: name.to_owned(), retry_after })?;
+    // Who may send comes first: a refused network learns nothing about credentials.
+    let client = client_address(req.peer_addr(), req.headers(), &state.trusted_proxies);
+    if let Some(allowed) = &entry.endpoint.allow_from {
+        if !client.is_some_and(|ip| allowed.contains(ip)) {
+            return Err(IngressError::Forbidden { client, endpoint: name.to_owned() });
+        }
     }
     let media = media_type(req)?;
     let declared = declared_length(req);
@@ -142,8 +145,11 @@ async fn handle(
     // credential (or with a stale or malformed signature header) holds nothing.
     verifier.check_head(req.headers(), req.query_string(), (state.clock)())?;
     let body = {
-        let ip = req.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-        let _upload = state.uploads.start(ip)?;
+        // Behind a trusted proxy, the sender it names: otherwise every sender would share the
+        // proxy's share of uploads.
+        let ip = client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let sender = if verifier.proven_by_head() { Sender::Proven } else { Sender::Unproven };
+        let _upload = state.uploads.start(ip, sender)?;
         let read = read_body(payload, declared, state.body_limit);
         tokio::time::timeout(state.body_timeout, read)
             .await
@@ -201,6 +207,14 @@ fn prepare(
                 now: (state.clock)(),
             })
         })?;
+    // The endpoint's rate limit counts verified requests only: forged ones (refused above) must
+    // not use up the tokens of the real sender.
+    if let Some(limiter) = &entry.limiter {
+        limiter.check().map_err(|retry_after| IngressError::RateLimited {
+            endpoint: endpoint.name.clone(),
+            retry_after,
+        })?;
+    }
 
     let span = tracing::debug_span!("normalize", regbridge.origtype = Empty, regbridge.event.count = Empty);
     let Normalization { normalized, original, skipped, unmapped } = span.in_scope(|| {

@@ -1,6 +1,7 @@
 //! Ingress: the HTTP surface (actix-web). Routes are registered here; the webhook handler is a
 //! straight line through the stages in `handler.rs`; refusals map to problems in `error.rs`.
 
+mod client;
 mod error;
 mod handler;
 mod health;
@@ -17,10 +18,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 
 pub use error::{IngressError, PROBLEM_PREFIX};
-pub use limits::{ConnectionSlot, Connections, Uploads};
+pub use limits::{ConnectionSlot, Connections, Sender, Uploads};
 pub use ratelimit::RateLimiter;
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, Networks};
 use crate::deliver::Deliver;
 use crate::dialects::Bounds;
 use crate::event::Kind;
@@ -78,6 +79,8 @@ pub struct State {
     uploads: Uploads,
     /// What one request may become (events, and bytes of them).
     bounds: Bounds,
+    /// Peers whose forwarding headers name the sender.
+    trusted_proxies: Networks,
     in_flight: Semaphore,
     clock: Clock,
     metrics: Option<PrometheusHandle>,
@@ -94,6 +97,7 @@ pub struct StateParts {
     pub max_in_flight: usize,
     pub uploads: Uploads,
     pub bounds: Bounds,
+    pub trusted_proxies: Networks,
     pub clock: Clock,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -131,6 +135,7 @@ impl State {
             publish_timeout: p.publish_timeout,
             uploads: p.uploads,
             bounds: p.bounds,
+            trusted_proxies: p.trusted_proxies,
             in_flight: Semaphore::new(p.max_in_flight),
             clock: p.clock,
             metrics: p.metrics,

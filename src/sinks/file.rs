@@ -26,6 +26,7 @@ pub const SPEC: SinkSpec = SinkSpec {
     default_key: None,
     name_char_ok: |_| true,
     key_char_ok: |_| true,
+    env: &[ENV_PATH],
 };
 
 /// Used when no sink at all is configured.

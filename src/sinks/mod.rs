@@ -50,6 +50,9 @@ pub struct SinkSpec {
     pub name_char_ok: fn(char) -> bool,
     /// The same for the secondary key.
     pub key_char_ok: fn(char) -> bool,
+    /// The variables it reads (a name ending in `_` stands for every variable it starts), so
+    /// that one it does not read is named as a likely typo.
+    pub env: &'static [&'static str],
 }
 
 impl std::fmt::Debug for SinkSpec {

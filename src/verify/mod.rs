@@ -142,6 +142,12 @@ impl Verifier {
         }
     }
 
+    /// [`Self::check_head`] checks the credential completely: the sender has proven itself
+    /// before its body is read. Signed bodies (and unauthenticated endpoints) prove nothing yet.
+    pub fn proven_by_head(&self) -> bool {
+        matches!(self, Self::Authorization(_) | Self::Token(_))
+    }
+
     pub fn scheme(&self) -> Scheme {
         match self {
             Self::StandardWebhooks(_) => Scheme::StandardWebhooks,

@@ -57,6 +57,29 @@ fn check_config_prints_the_effective_configuration_with_secrets_masked() {
 }
 
 #[test]
+fn a_misspelled_variable_fails_check_config_naming_it_and_the_one_meant() {
+    let env = [
+        ("REGBRIDGE_HARBOUR_AUTH", "Bearer hunter2"),
+        ("REGBRIDGE_FILE_SINK", "/tmp/x.jsonl"),
+        // Passed through on purpose: not typos.
+        ("REGBRIDGE_KAFKA_SASL_MECHANISM", "PLAIN"),
+        ("REGBRIDGE_ROOT_TOLERANCE", "60"),
+    ];
+    let out = regbridge(&["check-config"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown variable REGBRIDGE_HARBOUR_AUTH (did you mean REGBRIDGE_HARBOR_AUTH?)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("KAFKA_SASL") && !stderr.contains("TOLERANCE"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "a value is never printed: {stderr}");
+    let fixed =
+        regbridge(&["check-config"], &[("REGBRIDGE_HARBOR_AUTH", "Bearer hunter2"), env[1], env[2], env[3]]);
+    assert!(fixed.status.success(), "{}", String::from_utf8_lossy(&fixed.stderr));
+}
+
+#[test]
 fn help_lists_the_commands() {
     let out = regbridge(&["--help"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -290,3 +290,56 @@ async fn slow_sink_503_within_the_budget() {
     assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(10), "{elapsed:?}");
     handle.stop(false).await;
 }
+
+#[actix_rt::test]
+async fn forbidden_403_for_a_sender_outside_the_endpoints_networks() {
+    let app =
+        spawn_app_with(Options::default().with("REGBRIDGE_HARBOR_ALLOW_FROM", "127.0.0.2/32, 10.0.0.0/8"))
+            .await;
+    let body = fixture("harbor/push_artifact.default.json");
+    let harbor = [("content-type", "application/json"), ("authorization", HARBOR_AUTH)];
+    let r = post_from(&app, [127, 0, 0, 3], "/webhooks/harbor", &harbor, &body).await;
+    assert_problem(&r, 403, "forbidden", "address_not_allowed");
+    assert!(r.body["detail"].as_str().unwrap().contains("127.0.0.3"), "{:?}", r.body);
+    // Refused before the credential is looked at: a wrong one gets 403 too, not 401.
+    let wrong = [("content-type", "application/json"), ("authorization", "Bearer nope")];
+    let r = post_from(&app, [127, 0, 0, 3], "/webhooks/harbor", &wrong, &body).await;
+    assert_problem(&r, 403, "forbidden", "address_not_allowed");
+    assert!(app.events().is_empty(), "nothing published");
+    let r = post_from(&app, [127, 0, 0, 2], "/webhooks/harbor", &harbor, &body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // Other endpoints have no allowlist.
+    let r = app.post_msr(&fixture("msr/tag_push.dtr-2.4-docs.json")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[actix_rt::test]
+async fn behind_a_trusted_proxy_the_address_it_forwards_is_the_sender() {
+    let app = spawn_app_with(
+        Options::default()
+            .with("REGBRIDGE_HARBOR_ALLOW_FROM", "203.0.113.0/24")
+            .with("REGBRIDGE_TRUSTED_PROXIES", "127.0.0.1"),
+    )
+    .await;
+    let body = fixture("harbor/push_artifact.default.json");
+    let post = |from: [u8; 4], header: (&'static str, &'static str)| {
+        let headers = [("content-type", "application/json"), ("authorization", HARBOR_AUTH), header];
+        let body = body.clone();
+        let app = &app;
+        async move { post_from(app, from, "/webhooks/harbor", &headers, &body).await }
+    };
+    let proxy = [127, 0, 0, 1];
+    assert_eq!(post(proxy, ("x-forwarded-for", "203.0.113.5")).await.status, 200);
+    assert_eq!(post(proxy, ("forwarded", "for=203.0.113.6;proto=https")).await.status, 200);
+    // The proxy appends the real sender on the right: an entry the sender wrote itself does not count.
+    let r = post(proxy, ("x-forwarded-for", "203.0.113.5, 198.51.100.1")).await;
+    assert_problem(&r, 403, "forbidden", "address_not_allowed");
+    assert!(r.body["detail"].as_str().unwrap().contains("198.51.100.1"), "{:?}", r.body);
+    let r = post(proxy, ("forwarded", "for=unknown")).await;
+    assert_problem(&r, 403, "forbidden", "address_not_allowed");
+    // From a peer that is not a trusted proxy the header means nothing.
+    let r = post([127, 0, 0, 4], ("x-forwarded-for", "203.0.113.5")).await;
+    assert_problem(&r, 403, "forbidden", "address_not_allowed");
+    assert!(r.body["detail"].as_str().unwrap().contains("127.0.0.4"), "{:?}", r.body);
+    assert_eq!(app.events().len(), 2);
+}

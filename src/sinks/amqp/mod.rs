@@ -34,6 +34,7 @@ pub const SPEC: SinkSpec = SinkSpec {
     // `.` separates the words a topic exchange matches on and `*`/`#` are its wildcards: a
     // repository `library/nginx.io` must stay one word, not become two or a pattern.
     key_char_ok: |c| !matches!(c, '.' | '*' | '#') && !c.is_whitespace(),
+    env: &[ENV_URL, ENV_EXCHANGE_TYPE, ENV_DURABLE],
 };
 
 const ENV_URL: &str = "REGBRIDGE_AMQP_URL";

@@ -32,6 +32,8 @@ pub const SPEC: SinkSpec = SinkSpec {
     // Kafka topic names allow only these.
     name_char_ok: |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'),
     key_char_ok: |_| true,
+    // Every other `REGBRIDGE_KAFKA_*` is a librdkafka setting passed through.
+    env: &[ENV_PREFIX],
 };
 
 const ENV_BROKERS: &str = "REGBRIDGE_KAFKA_BROKERS";

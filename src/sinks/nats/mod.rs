@@ -28,6 +28,13 @@ pub const SPEC: SinkSpec = SinkSpec {
     // A substituted value must stay one subject token: no separator, no wildcards, no spaces.
     name_char_ok: |c| !matches!(c, '.' | '*' | '>') && !c.is_whitespace() && !c.is_control(),
     key_char_ok: |_| true,
+    env: &[
+        "REGBRIDGE_NATS_URL",
+        "REGBRIDGE_NATS_MODE",
+        "REGBRIDGE_NATS_STREAM",
+        "REGBRIDGE_NATS_SUBJECTS",
+        "REGBRIDGE_NATS_CREDS_FILE",
+    ],
 };
 
 pub const DEFAULT_STREAM: &str = "REGISTRY_EVENTS";
