@@ -7,7 +7,7 @@ use super::acr::{self, GridEvent, Mapped};
 use super::ce::{self, Event};
 use super::real_digest;
 use super::scan::Scan;
-use super::{harbor, non_empty, DialectError, DialectSpec, Input, MediaType, Normalized};
+use super::{harbor, non_empty, Bounds, DialectError, DialectSpec, Input, MediaType, Normalized};
 use crate::event::{kinds, Kind, Occurrence};
 use crate::verify::Scheme;
 
@@ -52,8 +52,21 @@ fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
     let events = ce::read(input)?;
     let mut out = Vec::with_capacity(events.len());
     let mut first_unmapped = None;
+    // What the entries read so far left of the request's bounds: a Harbor entry fans out on its
+    // own, and a batch of them must not build many times the bounds before the totals are seen.
+    let mut left = input.bounds;
     for ev in events {
-        match known(input, &ev)? {
+        let known = known(input, &ev, left).map_err(|e| match e {
+            DialectError::TooManyEvents { count, .. } => {
+                DialectError::TooManyEvents { count: out.len() + count, max: input.bounds.max_events }
+            }
+            DialectError::OutputTooLarge { size, .. } => DialectError::OutputTooLarge {
+                size: input.bounds.max_output - left.max_output + size,
+                max: input.bounds.max_output,
+            },
+            other => other,
+        })?;
+        match known {
             Some(mut occurrences) => {
                 for occ in &mut occurrences {
                     // Harbor's fan-out gives each resource a part of its own already.
@@ -61,6 +74,10 @@ fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
                         occ.part = ev.part.clone();
                     }
                 }
+                let size: usize =
+                    occurrences.iter().filter_map(|o| o.part.as_ref()).map(|p| p.as_bytes().len()).sum();
+                left.max_events = left.max_events.saturating_sub(occurrences.len());
+                left.max_output = left.max_output.saturating_sub(size);
                 out.append(&mut occurrences);
             }
             None if input.passthrough => out.push(forwarded(ev)?),
@@ -78,9 +95,9 @@ fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
 }
 
 /// The occurrences of an event of a vendor type regbridge knows; `None` for any other type.
-fn known(input: &Input<'_>, ev: &Event<'_>) -> Result<Option<Vec<Occurrence>>, DialectError> {
+fn known(input: &Input<'_>, ev: &Event<'_>, left: Bounds) -> Result<Option<Vec<Occurrence>>, DialectError> {
     if ev.ty.starts_with("harbor.") {
-        return harbor_event(input, ev);
+        return harbor_event(input, ev, left);
     }
     if ev.ty.starts_with(acr::GRID_PREFIX) {
         let grid = GridEvent {
@@ -102,13 +119,17 @@ fn known(input: &Input<'_>, ev: &Event<'_>) -> Result<Option<Vec<Occurrence>>, D
 
 /// Harbor's CloudEvents format, read by the harbor dialect from this event alone (a batch entry,
 /// or a binary-mode event written out in structured mode).
-fn harbor_event(input: &Input<'_>, ev: &Event<'_>) -> Result<Option<Vec<Occurrence>>, DialectError> {
+fn harbor_event(
+    input: &Input<'_>,
+    ev: &Event<'_>,
+    left: Bounds,
+) -> Result<Option<Vec<Occurrence>>, DialectError> {
     let event = match (&ev.part, ev.entry) {
         (Some(part), _) => part.as_bytes().to_vec(),
         (None, Some(entry)) => serde_json::to_vec(entry).expect("a JSON tree serializes"),
         (None, None) => input.body.to_vec(),
     };
-    let own = Input { bounds: input.bounds, ..Input::new(input.endpoint, MediaType::CloudEvents, &event) };
+    let own = Input { bounds: left, ..Input::new(input.endpoint, MediaType::CloudEvents, &event) };
     let mut occurrences = match harbor::cloudevents_format(&own)? {
         Normalized::Events(occurrences) => occurrences,
         Normalized::Unmapped { .. } | Normalized::Answer(_) => return Ok(None),

@@ -174,3 +174,50 @@ pub(crate) fn parse_reference(reference: &str) -> ImageRef {
     };
     ImageRef { host, repository: non_empty(Some(repo)), tag, digest }
 }
+
+/// The offset where `json` first nests arrays and objects deeper than `max`, if it does. Strings
+/// are skipped (brackets in them do not count); `json` is not validated otherwise.
+pub(crate) fn deeper_than(json: &[u8], max: usize) -> Option<usize> {
+    let (mut depth, mut i) = (0usize, 0);
+    while let Some(n) = memchr::memchr3(b'"', b'[', b'{', &json[i..]).map(|n| i + n) {
+        // Closing brackets between here and there.
+        depth = depth.saturating_sub(json[i..n].iter().filter(|b| matches!(b, b']' | b'}')).count());
+        if json[n] == b'"' {
+            // To the closing quote: past every backslash-escaped character.
+            let mut j = n + 1;
+            while j < json.len() && json[j] != b'"' {
+                j += if json[j] == b'\\' { 2 } else { 1 };
+            }
+            i = j + 1;
+        } else {
+            depth += 1;
+            if depth > max {
+                return Some(n);
+            }
+            i = n + 1;
+        }
+        if i >= json.len() {
+            return None;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::deeper_than;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert_eq!(deeper_than(br#"{"a":[1,{"b":[]}]}"#, 4), None);
+        assert_eq!(deeper_than(br#"{"a":[1,{"b":[]}]}"#, 3), Some(13));
+        // Siblings do not add up; brackets and escaped quotes inside strings do not count.
+        assert_eq!(deeper_than(br#"[[],[],[[]],{}]"#, 3), None);
+        assert_eq!(deeper_than(br#"{"x":"[[[[\"{{{{","y":[]}"#, 2), None);
+        assert_eq!(deeper_than(br#"{"x":"\\","y":[[]]}"#, 2), Some(15));
+        let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
+        assert_eq!(deeper_than(deep.as_bytes(), 100), Some(100));
+        assert_eq!(deeper_than(deep.as_bytes(), 101), None);
+        assert_eq!(deeper_than(b"\"unterminated [[[", 1), None);
+    }
+}

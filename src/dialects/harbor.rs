@@ -198,6 +198,13 @@ pub(super) fn cloudevents_format(input: &Input<'_>) -> Result<Normalized, Dialec
     // Harbor generates the id once per (event, policy) before queueing, so retries keep it.
     let base_id = non_empty(p.id.as_deref()).ok_or(DialectError::Missing("id"))?;
     let data = p.data.ok_or(DialectError::Missing("data"))?;
+    // Harbor's CloudEvents types are all `harbor.…`: another sender's CloudEvent is not Harbor's.
+    if !ty.starts_with("harbor.") {
+        return Err(DialectError::Invalid {
+            field: "type",
+            reason: format!("`{ty}` is not a Harbor CloudEvents type (harbor.…)"),
+        });
+    }
     let Some(kind) = kind_of(&ty) else {
         return Ok(Normalized::Unmapped { origtype: ty });
     };

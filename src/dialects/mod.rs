@@ -34,6 +34,9 @@ pub(crate) use fields::{
     parse_time, real_digest, str_member, text_field, unexpected, ImageRef, Text,
 };
 
+/// The deepest nesting of arrays and objects a body may have.
+pub const MAX_DEPTH: usize = 100;
+
 /// Every dialect regbridge speaks; those with a variable back the built-in endpoints of the same
 /// name.
 pub const REGISTRY: &[&DialectSpec] = &[
@@ -280,6 +283,8 @@ pub enum DialectError {
     InvalidJson(#[source] serde_json::Error),
     #[error("body is not valid JSON: not UTF-8 from byte {offset} on")]
     NotUtf8 { offset: usize },
+    #[error("body nests arrays and objects deeper than {max} levels (from byte {offset} on), which the JSON parsers of consumers do not read")]
+    TooDeep { max: usize, offset: usize },
     #[error("payload lacks `{0}`")]
     Missing(&'static str),
     #[error("`{field}` is invalid: {reason}")]
@@ -294,7 +299,7 @@ impl DialectError {
     /// Stable machine-readable reason for problem bodies, logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::InvalidJson(_) | Self::NotUtf8 { .. } => "invalid_json",
+            Self::InvalidJson(_) | Self::NotUtf8 { .. } | Self::TooDeep { .. } => "invalid_json",
             Self::Missing(_) => "missing_field",
             Self::Invalid { .. } => "invalid_field",
             Self::TooManyEvents { .. } => "too_many_events",
@@ -324,6 +329,12 @@ pub fn normalize(
     // Checked here, once, for every dialect.
     if let Err(e) = std::str::from_utf8(req.body()) {
         return Err(DialectError::NotUtf8 { offset: e.valid_up_to() });
+    }
+    // Likewise nesting: a parser that skips what it does not read has no depth limit, but the
+    // event carries the body in `data.original`, two levels further down, and serde_json (and
+    // many another parser) stops at 128. Nothing a registry sends comes near this.
+    if let Some(offset) = fields::deeper_than(req.body(), MAX_DEPTH) {
+        return Err(DialectError::TooDeep { max: MAX_DEPTH, offset });
     }
     let input = Input {
         bounds,
@@ -401,3 +412,6 @@ mod tests;
 
 #[cfg(test)]
 mod properties;
+
+#[cfg(test)]
+mod strict;

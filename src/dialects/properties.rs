@@ -125,30 +125,58 @@ fn assert_publishable(ev: &event::CloudEvent, what: &str) {
     }
 }
 
+/// A dialect's fixtures, sorted: those under its directories (for `cloudevents`, only the
+/// structured CloudEvents among them: the Zot fixtures are data fragments).
+fn dialect_fixtures(dialect: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files = Vec::new();
+    for dir in fixture_dirs(dialect) {
+        fixtures(&root.join(dir), &mut files);
+    }
+    if dialect == "cloudevents" {
+        files.retain(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("\"specversion\"")));
+    }
+    files.sort();
+    assert!(!files.is_empty(), "{dialect}: no fixtures");
+    files
+}
+
+/// The media type a fixture is sent with.
+fn media_of(dialect: &str, file: &Path) -> MediaType {
+    let name = file.file_name().unwrap().to_string_lossy();
+    if dialect == "root" || name.contains("cloudevents") {
+        MediaType::CloudEvents
+    } else {
+        MediaType::Json
+    }
+}
+
+/// Normalizes `body` as `dialect` would on an unauthenticated endpoint, `data.original` kept.
+fn run(
+    dialect: &super::DialectSpec,
+    media: MediaType,
+    body: &[u8],
+) -> Result<super::Normalization, super::DialectError> {
+    let req = UnverifiedRequest {
+        headers: &Default::default(),
+        query: "",
+        media,
+        body: Bytes::copy_from_slice(body),
+        now: 0,
+    };
+    let verified = Verifier::Unauthenticated.verify(req).unwrap();
+    normalize(dialect, dialect.name, &verified, true, super::Reading::default())
+}
+
 #[test]
 fn whatever_the_body_every_published_event_is_a_valid_cloudevent() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut rng = Rng(0x5EED_2026);
     for dialect in REGISTRY {
         let (mut tried, mut accepted) = (0usize, 0usize);
-        let mut files = Vec::new();
-        for dir in fixture_dirs(dialect.name) {
-            fixtures(&root.join(dir), &mut files);
-        }
-        if dialect.name == "cloudevents" {
-            // Any sender's structured CloudEvents (the Zot fixtures are data fragments).
-            files.retain(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("\"specversion\"")));
-        }
-        files.sort();
-        assert!(!files.is_empty(), "{}: no fixtures", dialect.name);
-        for file in files {
+        for file in dialect_fixtures(dialect.name) {
             let body = std::fs::read(&file).unwrap();
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            let media = if dialect.name == "root" || name.contains("cloudevents") {
-                MediaType::CloudEvents
-            } else {
-                MediaType::Json
-            };
+            let media = media_of(dialect.name, &file);
             for case in 0..CASES {
                 let mutated = mutate(&mut rng, &body);
                 let req = UnverifiedRequest {
@@ -185,8 +213,93 @@ fn whatever_the_body_every_published_event_is_a_valid_cloudevent() {
     }
 }
 
+/// The first fixture of each dialect that it turns into events, with its media type.
+fn first_accepted(dialect: &super::DialectSpec) -> (String, Vec<u8>, MediaType) {
+    for file in dialect_fixtures(dialect.name) {
+        let body = std::fs::read(&file).unwrap();
+        let media = media_of(dialect.name, &file);
+        if matches!(run(dialect, media, &body), Ok(super::Normalization { normalized: Normalized::Events(ref o), .. }) if !o.is_empty())
+        {
+            return (file.file_name().unwrap().to_string_lossy().into_owned(), body, media);
+        }
+    }
+    panic!("{}: no fixture is accepted", dialect.name)
+}
+
+/// Where each string value (not member name) of a JSON text starts: the index just past its
+/// opening quote.
+fn string_values(json: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let open = i + 1;
+        i = open;
+        while json[i] != b'"' {
+            i += if json[i] == b'\\' { 2 } else { 1 };
+        }
+        i += 1;
+        let next = json[i..].iter().find(|b| !b.is_ascii_whitespace());
+        if next != Some(&b':') {
+            starts.push(open);
+        }
+    }
+    starts
+}
+
 #[test]
 fn bytes_that_are_not_utf8_are_refused_by_every_dialect_naming_the_offset() {
+    let mut covered = Vec::new();
+    for dialect in REGISTRY {
+        let (name, body, media) = first_accepted(dialect);
+        let what = format!("{} {name}", dialect.name);
+        // Inside the first string value, raw: "caf" then an ISO 8859-1 `é`, a blank and 0xFF.
+        let at = *string_values(&body).first().unwrap_or_else(|| panic!("{what}: no string value"));
+        let bad = [&body[..at], b"caf\xe9 \xff", &body[at..]].concat();
+        let offset = at + 3;
+        assert_eq!(std::str::from_utf8(&bad).unwrap_err().valid_up_to(), offset, "{what}");
+        match run(dialect, media, &bad) {
+            Err(e @ super::DialectError::NotUtf8 { offset: got }) => {
+                assert_eq!(got, offset, "{what}");
+                assert_eq!(e.reason(), "invalid_json", "{what}");
+                assert!(e.to_string().contains(&format!("byte {offset} ")), "{what}: {e}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        covered.push(dialect.name);
+    }
+    assert_eq!(covered.len(), REGISTRY.len(), "dialects covered: {covered:?}");
+}
+
+#[test]
+fn unpaired_surrogate_escapes_are_refused_by_every_dialect() {
+    let mut covered = Vec::new();
+    for dialect in REGISTRY {
+        let (name, body, media) = first_accepted(dialect);
+        // In every string value in turn: those the dialect reads, and those it only carries
+        // along in `data.original`.
+        let starts = string_values(&body);
+        assert!(!starts.is_empty(), "{} {name}: no string value", dialect.name);
+        for at in starts {
+            for lone in [&b"\\ud800"[..], b"\\udc00 x", b"\\ud800\\u0041"] {
+                let bad = [&body[..at], lone, &body[at..]].concat();
+                let what = format!("{} {name}, {} at byte {at}", dialect.name, String::from_utf8_lossy(lone));
+                match run(dialect, media, &bad) {
+                    Err(e) => assert_eq!(e.reason(), "invalid_json", "{what}: {e}"),
+                    Ok(other) => panic!("{what}: accepted {other:?}"),
+                }
+            }
+        }
+        covered.push(dialect.name);
+    }
+    assert_eq!(covered.len(), REGISTRY.len(), "dialects covered: {covered:?}");
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_refused_in_fields_a_dialect_skips_or_reads() {
     // `@` marks where the raw bytes go (a raw string literal cannot hold them).
     let bodies: [(&str, &str, &[u8], MediaType); 4] = [
         (
@@ -239,7 +352,7 @@ fn bytes_that_are_not_utf8_are_refused_by_every_dialect_naming_the_offset() {
 }
 
 #[test]
-fn unpaired_surrogate_escapes_are_refused_by_every_dialect() {
+fn unpaired_surrogate_escapes_are_refused_in_either_harbor_mode() {
     let bodies: [(&str, &[u8], MediaType); 4] = [
         ("root", br#"{"specversion":"1.0","type":"io.root.cr.image.created.v1","source":"https://cr.root.io","id":"e1","x-note":"\ud800","data":{"image_repo":"python","image_tag":"3.13"}}"#, MediaType::CloudEvents),
         ("harbor", br#"{"type":"PUSH_ARTIFACT","occur_at":1,"note":"\udc00 x","event_data":{"resources":[{"tag":"v1"}],"repository":{"repo_full_name":"a/b"}}}"#, MediaType::Json),

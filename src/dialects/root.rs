@@ -10,11 +10,15 @@ pub const DIALECT: DialectSpec =
     DialectSpec::new("root", Scheme::StandardWebhooks, Some("REGBRIDGE_ROOT_SECRETS"), normalize);
 
 const IMAGE_CREATED: &str = "io.root.cr.image.created.v1";
+/// Every Root event type starts so; a future one is unmapped, another sender's is malformed.
+const NAMESPACE: &str = "io.root.";
 
 // Read straight from the body, borrowing every string that has no escapes: Root's payload has one
 // fixed shape, so no JSON tree is built for it.
 #[derive(Deserialize)]
 struct Envelope<'a> {
+    #[serde(borrow)]
+    specversion: Option<Text<'a>>,
     #[serde(rename = "type", borrow)]
     ty: Option<Text<'a>>,
     #[serde(borrow)]
@@ -51,11 +55,29 @@ fn normalize(input: &Input<'_>) -> Result<Normalized, DialectError> {
         return Err(DialectError::InvalidJson(e));
     }
     let env: Envelope<'_> = serde_json::from_slice(input.body).map_err(DialectError::InvalidJson)?;
+    // Only a CloudEvent (its four required attributes) is Root's, whatever its type: anything
+    // else posted here (an MSR envelope, a Harbor payload) is malformed, not an unmapped type.
+    if env.specversion.as_deref() != Some("1.0") {
+        return match env.specversion {
+            None => Err(DialectError::Missing("specversion")),
+            Some(v) => {
+                Err(DialectError::Invalid { field: "specversion", reason: format!("`{}` is not 1.0", &*v) })
+            }
+        };
+    }
     let ty = non_empty(env.ty.as_deref()).ok_or(DialectError::Missing("type"))?;
+    let id = non_empty(env.id.as_deref()).ok_or(DialectError::Missing("id"))?;
+    non_empty(env.source.as_deref()).ok_or(DialectError::Missing("source"))?;
+    // A CloudEvent of another sender's (Harbor's, Zot's) is not Root's either.
+    if !ty.starts_with(NAMESPACE) {
+        return Err(DialectError::Invalid {
+            field: "type",
+            reason: format!("`{ty}` is not a Root event type ({NAMESPACE}…)"),
+        });
+    }
     if ty != IMAGE_CREATED {
         return Ok(Normalized::Unmapped { origtype: ty });
     }
-    let id = non_empty(env.id.as_deref()).ok_or(DialectError::Missing("id"))?;
     let data = env.data.ok_or(DialectError::Missing("data"))?;
     let repository = non_empty(data.image_repo.as_deref()).ok_or(DialectError::Missing("data.image_repo"))?;
     let architecture = non_empty(data.arch.as_deref());
@@ -111,12 +133,24 @@ mod tests {
 
     #[test]
     fn other_types_are_unmapped_and_required_fields_enforced() {
-        let r = run(r#"{"type":"io.root.cr.image.deleted.v1","id":"x"}"#).unwrap();
+        let ce = r#""specversion":"1.0","source":"https://cr.root.io","id":"x""#;
+        let r = run(&format!(r#"{{{ce},"type":"io.root.cr.image.deleted.v1"}}"#)).unwrap();
         assert_eq!(r, Normalized::Unmapped { origtype: "io.root.cr.image.deleted.v1".into() });
-        let e = run(r#"{"type":"io.root.cr.image.created.v1","id":"x","data":{}}"#).unwrap_err();
+        let e = run(&format!(r#"{{{ce},"type":"io.root.cr.image.created.v1","data":{{}}}}"#)).unwrap_err();
         assert!(matches!(e, DialectError::Missing("data.image_repo")));
-        let e = run(r#"{"id":"x"}"#).unwrap_err();
+        let e = run(&format!(r#"{{{ce}}}"#)).unwrap_err();
         assert!(matches!(e, DialectError::Missing("type")));
+        // Not a CloudEvent at all, whatever its `type`: an MSR envelope posted here is malformed.
+        let msr = r#"{"type":"TAG_PUSH","createdAt":"2024-01-01T00:00:00Z","contents":{},"location":"x"}"#;
+        assert!(matches!(run(msr).unwrap_err(), DialectError::Missing("specversion")));
+        let e = run(r#"{"specversion":"1.0","type":"harbor.artifact.pushed","id":"x","source":"s"}"#)
+            .unwrap_err();
+        assert!(matches!(e, DialectError::Invalid { field: "type", .. }));
+        let e = run(r#"{"specversion":"0.3","type":"t","id":"x","source":"s"}"#).unwrap_err();
+        assert!(matches!(e, DialectError::Invalid { field: "specversion", .. }));
+        let e =
+            run(r#"{"specversion":"1.0","type":"io.root.cr.image.deleted.v1","source":"s"}"#).unwrap_err();
+        assert!(matches!(e, DialectError::Missing("id")));
         // Not an object, or not JSON: refused as such, never read positionally.
         for body in [r#"["io.root.cr.image.created.v1","x"]"#, "{", r#"{"type":"a"} x"#, "  "] {
             assert!(matches!(run(body).unwrap_err(), DialectError::InvalidJson(_)), "{body}");
