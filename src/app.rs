@@ -10,6 +10,7 @@ use actix_web::{web, HttpServer};
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::dedupe::Dedupe;
 use crate::deliver::Deliver;
 use crate::dialects::Bounds;
 use crate::ingress::{self, Clock, Connections, State, StateParts, Uploads};
@@ -17,6 +18,7 @@ use crate::outbox::relay::Relays;
 use crate::outbox::Outbox;
 use crate::sinks::Sinks;
 use crate::telemetry;
+use crate::tls;
 
 /// A bound, ready-to-run service. Owns the server and, through its state, the sinks and the
 /// outbox; the relays run from `build` until the shutdown drains them.
@@ -26,6 +28,8 @@ pub struct App {
     state: web::Data<State>,
     relays: Option<Relays>,
     shutdown_timeout: Duration,
+    /// Re-reads the certificate files while the server runs (TLS only); dropped once it stops.
+    tls: Option<tls::Reloader>,
 }
 
 /// Options beyond the configuration; tests inject a clock or prebuilt sinks here.
@@ -88,6 +92,8 @@ impl AppBuilder {
             trusted_proxies: c.trusted_proxies,
             clock: self.clock.unwrap_or_else(ingress::system_clock),
             metrics,
+            // Redis: its connection task runs on this runtime, and nothing waits for it here.
+            dedupe: c.dedupe.map(Dedupe::start),
         }));
 
         let listener = TcpListener::bind(c.listen).with_context(|| format!("binding {}", c.listen))?;
@@ -95,16 +101,21 @@ impl AppBuilder {
         let data = state.clone();
         let names = state.endpoint_names();
         let connections = Connections::new(c.max_connections_per_address);
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             actix_web::App::new().app_data(data.clone()).configure(ingress::routes(&names))
         })
         // Each connection takes its place in the per-address table; its data, and with it the
         // place, goes when the connection closes.
+        // On a TLS listener the handshake is done by now, and the client certificate it verified
+        // (if any) stays with the connection for the endpoints' `client_cert` rules.
         .on_connect(move |io, data| {
-            if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Some(tcp) = tls::tcp_stream(io) {
                 if let Ok(peer) = tcp.peer_addr() {
                     data.insert(connections.open(peer.ip()));
                 }
+            }
+            if let Some(cert) = tls::client_certificate(io) {
+                data.insert(cert);
             }
         })
         // The head of a request must arrive within this (actix answers 408 itself); an idle
@@ -112,12 +123,18 @@ impl AppBuilder {
         .client_request_timeout(c.header_timeout)
         .keep_alive(c.keep_alive)
         // actix stops accepting on SIGTERM/SIGINT and lets in-flight requests finish for this long.
-        .shutdown_timeout(c.shutdown_timeout.as_secs().max(1))
-        .listen(listener)?;
+        .shutdown_timeout(c.shutdown_timeout.as_secs().max(1));
+        let (mut server, tls) = match &c.tls {
+            Some(settings) => {
+                let (rustls, reloader) = tls::server_config(settings).context("TLS")?;
+                (server.listen_rustls_0_23(listener, rustls)?, Some(reloader))
+            }
+            None => (server.listen(listener)?, None),
+        };
         if let Some(n) = self.workers {
             server = server.workers(n);
         }
-        Ok(App { port, server: server.run(), state, relays, shutdown_timeout: c.shutdown_timeout })
+        Ok(App { port, server: server.run(), state, relays, shutdown_timeout: c.shutdown_timeout, tls })
     }
 }
 
@@ -144,9 +161,11 @@ impl App {
     /// deliver the outbox for what is left of the shutdown deadline (counted from the signal),
     /// then flushes and closes the sinks and the outbox.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(port = self.port, "regbridge listening");
+        tracing::info!(port = self.port, tls = self.tls.is_some(), "regbridge listening");
         let signalled = signal_time();
         self.server.await.context("http server")?;
+        // No handshakes any more: the certificate files need no watching.
+        drop(self.tls);
         let since =
             signalled.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_else(Instant::now);
         let deadline = since + self.shutdown_timeout;

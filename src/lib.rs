@@ -17,6 +17,8 @@
 //!   Hub, Quay, GitHub, JFrog, Nexus, ACR, GAR, ECR, any CloudEvents sender) turning a verified
 //!   body into [`event::Occurrence`]s; [`event`] builds the contract's CloudEvent from each.
 //! - [`route`]: pure rules, compiled at start-up, from an event to sink targets.
+//! - [`dedupe`]: replay suppression before delivering: ids accepted before (in memory or in
+//!   Redis shared by replicas) answer `duplicate`, and events outside a freshness window are refused.
 //! - [`deliver`]: publishes to every routed sink within the budget; what a sink does not
 //!   confirm (or what must queue behind its backlog) goes to the [`outbox`] instead.
 //! - [`sinks`]: one module per destination behind the `Sink` trait; each confirms before the
@@ -26,11 +28,13 @@
 //!
 //! Around them: [`config`] (environment + file, validated once), [`app`] (bind, run, shut down
 //! in order), [`group_commit`] (one `fsync` for every concurrent writer: file sink and outbox),
-//! [`explain`] (`regbridge normalize`: the stages above on one payload, publishing nothing) and
-//! [`telemetry`] (logs and metrics).
+//! [`explain`] (`regbridge normalize`: the stages above on one payload, publishing nothing),
+//! [`tls`] (the listener's certificate, reloaded when its files change, and the client
+//! certificates senders may prove themselves with) and [`telemetry`] (logs and metrics).
 
 pub mod app;
 pub mod config;
+pub mod dedupe;
 pub mod deliver;
 pub mod dialects;
 pub mod event;
@@ -41,4 +45,5 @@ pub mod outbox;
 pub mod route;
 pub mod sinks;
 pub mod telemetry;
+pub mod tls;
 pub mod verify;

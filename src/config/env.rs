@@ -66,9 +66,10 @@ pub fn duration(v: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "s" | "" => n,
         "m" => n * 60.0,
-        other => return Err(format!("unknown duration unit `{other}` in `{v}` (ms, s, m)")),
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown duration unit `{other}` in `{v}` (ms, s, m, h)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{v}` is too long a duration"))
 }
 
 /// Bytes, with an optional `KiB`/`MiB`/`GiB`/`KB`/`MB`/`GB` suffix.

@@ -8,7 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::{env, ConfigError, Env, Secret};
+use super::secret::CredentialFile;
+use super::{env, ConfigError, Env};
 use crate::verify::{Scheme, SignatureMode};
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +58,12 @@ pub struct FileConfig {
     pub sinks: BTreeMap<String, Value>,
     #[serde(default)]
     pub outbox: Option<super::outbox::OutboxFile>,
+    /// Replay suppression: `store`, `ttl`, `redis_url`, `prefix`, `timeout`, `max_entries`.
+    #[serde(default)]
+    pub dedupe: Option<super::dedupe::DedupeFile>,
+    /// The listener's certificate, key and client CA (paths).
+    #[serde(default)]
+    pub tls: Option<super::tls::TlsFile>,
 }
 
 /// One endpoint in the file. `credentials` may also be spelled `secrets` (Root), `auth`
@@ -66,7 +73,7 @@ pub struct FileConfig {
 pub struct EndpointFile {
     pub dialect: Option<String>,
     #[serde(default, alias = "secrets", alias = "auth", alias = "tokens")]
-    pub credentials: Vec<Secret>,
+    pub credentials: Vec<CredentialFile>,
     pub verify: Option<Scheme>,
     /// The header the `authorization` scheme compares, when not the dialect's own (an
     /// EventBridge API destination's API-key header, say).
@@ -84,6 +91,13 @@ pub struct EndpointFile {
     pub passthrough: bool,
     /// The source networks (CIDRs) that may send to this endpoint; any when absent.
     pub allow_from: Option<Vec<String>>,
+    /// Events dated longer ago than this (or too far ahead) are refused: the freshness window.
+    #[serde(default, deserialize_with = "scalar")]
+    pub max_event_age: Option<String>,
+    /// Whether a TLS client certificate (from the client CA) is `required` or `optional`.
+    pub client_cert: Option<crate::verify::ClientCertMode>,
+    /// The names (DNS SAN or subject CN) one of which the client certificate must carry.
+    pub client_subjects: Option<Vec<String>>,
 }
 
 impl EndpointFile {

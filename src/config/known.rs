@@ -34,11 +34,20 @@ const SETTINGS: &[&str] = &[
     "REGBRIDGE_OUTBOX_DIR",
     "REGBRIDGE_OUTBOX_MAX_BYTES",
     "REGBRIDGE_OUTBOX_MAX_ATTEMPTS",
+    "REGBRIDGE_DEDUPE",
+    "REGBRIDGE_DEDUPE_TTL",
+    "REGBRIDGE_DEDUPE_PREFIX",
+    "REGBRIDGE_DEDUPE_TIMEOUT",
+    "REGBRIDGE_DEDUPE_MAX_ENTRIES",
+    "REGBRIDGE_REDIS_URL",
     "REGBRIDGE_TRUSTED_PROXIES",
+    "REGBRIDGE_TLS_CERT",
+    "REGBRIDGE_TLS_KEY",
+    "REGBRIDGE_TLS_CLIENT_CA",
 ];
 
 /// What every endpoint may set for itself: `REGBRIDGE_<ENDPOINT>_<SUFFIX>`.
-const ENDPOINT_SUFFIXES: &[&str] = &["SIGNATURE_MODE", "TOLERANCE", "SOURCE", "ALLOW_FROM"];
+const ENDPOINT_SUFFIXES: &[&str] = &["SIGNATURE_MODE", "TOLERANCE", "SOURCE", "ALLOW_FROM", "MAX_EVENT_AGE"];
 
 /// Reserved for regbridge's own test suite (broker addresses), never read by the service.
 const TEST_PREFIX: &str = "REGBRIDGE_TEST_";

@@ -4,12 +4,14 @@
 //! naming the variable (or file key) and the problem. `regbridge check-config` runs the same
 //! load and prints the result with secrets masked.
 
+mod dedupe;
 pub mod env;
 mod file;
 mod known;
 mod networks;
 mod outbox;
 mod secret;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +29,7 @@ use crate::dialects::{self, DialectSpec};
 use crate::route::Router;
 use crate::sinks::{self, file as file_sink, ContentMode, SinkConfig};
 use crate::verify::{
-    AuthorizationHeader, BodyHmac, QueryToken, Scheme, SignatureMode, StandardWebhooks, Verifier,
+    AuthorizationHeader, BodyHmac, Keys, QueryToken, Scheme, SignatureMode, StandardWebhooks, Verifier,
 };
 
 /// A configuration problem, naming where the bad value came from.
@@ -73,8 +75,12 @@ pub struct Config {
     pub routes_file: Option<PathBuf>,
     /// `None`: the outbox is off, and a sink that does not confirm in time means 503.
     pub outbox: Option<crate::outbox::Settings>,
+    /// Replay suppression (`REGBRIDGE_DEDUPE`); `None`: off.
+    pub dedupe: Option<crate::dedupe::Settings>,
     /// Peers whose forwarding headers name the sender (for allowlists and per-address caps).
     pub trusted_proxies: Networks,
+    /// `None`: plain HTTP (the default, for a service behind an ingress that terminates TLS).
+    pub tls: Option<crate::tls::TlsSettings>,
     /// `REGBRIDGE_` variables that nothing reads: likely typos, warned of at start-up and fatal
     /// to `check-config`.
     pub unknown_variables: Vec<UnknownVariable>,
@@ -100,6 +106,10 @@ pub struct Endpoint {
     pub credential_count: usize,
     /// The source networks that may send; `None`: any (403 for others).
     pub allow_from: Option<Networks>,
+    /// Whether a TLS client certificate is needed or may stand in for the credential, and whose.
+    pub client_cert: Option<crate::verify::ClientCertRule>,
+    /// The freshness window on the events' own time; `None`: any age.
+    pub max_event_age: Option<Duration>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -214,6 +224,7 @@ impl Config {
         let router = router.with_default_mode(content_mode.unwrap_or_default());
         let has_broker = sinks.iter().any(|s| s.spec().is_broker);
         let outbox = outbox::settings(env, &file, has_broker)?;
+        let dedupe = dedupe::settings(env, &file)?;
         let trusted_proxies = match env.get("REGBRIDGE_TRUSTED_PROXIES") {
             Some(v) => Networks::parse(v.split(','))
                 .map_err(|e| ConfigError::invalid("REGBRIDGE_TRUSTED_PROXIES", e))?,
@@ -222,6 +233,8 @@ impl Config {
         };
         let names: Vec<String> = endpoints.iter().map(|e| e.name.clone()).collect();
         let unknown_variables = known::unknown_variables(env, &names);
+        let tls = tls::settings(env, file.tls.as_ref())?;
+        tls::require_client_ca(&endpoints, tls.as_ref())?;
 
         Ok(Self {
             listen,
@@ -241,7 +254,9 @@ impl Config {
             router,
             routes_file,
             outbox,
+            dedupe,
             trusted_proxies,
+            tls,
             unknown_variables,
         })
     }
@@ -268,12 +283,16 @@ impl Config {
                 "enabled": e.verifier.is_some(),
                 "verify": e.verifier.as_ref().map(|v| format!("{:?}", v.scheme())),
                 "credentials": format!("{} configured (redacted)", e.credential_count),
+                "credential_labels": e.verifier.as_ref().and_then(Verifier::keys).map(|k| k.describe(e.credential_count)),
                 "source": e.source,
                 "rate_limit": e.rate_limit.map(|(r, b)| json!({"per_second": r, "burst": b})),
                 "include_original": e.include_original,
                 "passthrough": e.passthrough,
                 "allow_from": e.allow_from.as_ref().map(Networks::describe),
+                "max_event_age_s": e.max_event_age.map(|d| d.as_secs()),
+                "client_cert": e.client_cert.as_ref().map(|r| json!({"mode": r.mode, "subjects": r.subjects})),
             })).collect::<Vec<_>>(),
+            "tls": self.tls.as_ref().map(crate::tls::describe),
             "trusted_proxies": self.trusted_proxies.describe(),
             "sinks": self.sinks.iter().map(|s| json!({ "type": s.spec().name, "settings": s.describe() })).collect::<Vec<_>>(),
             "routes": { "file": self.routes_file, "rules": self.router.describe() },
@@ -282,6 +301,7 @@ impl Config {
                 "max_bytes": o.max_bytes,
                 "max_attempts": o.max_attempts,
             })),
+            "dedupe": self.dedupe.as_ref().map(crate::dedupe::Settings::describe),
         })
     }
 }
@@ -413,10 +433,15 @@ fn endpoints(
         let dialect =
             dialects::by_name(&dialect_name).map_err(|e| ConfigError::invalid(key("dialect"), e))?;
 
-        let (cred_var, credentials): (String, Vec<Secret>) =
+        let (cred_var, credentials, keys): (String, Vec<Secret>, Keys) =
             match built_in.and_then(|(_, var)| env.get(var).map(|v| (var, v))) {
-                Some((var, v)) => (var.to_owned(), env::list(v).into_iter().map(Secret::new).collect()),
-                None => (key("credentials"), f.credentials.clone()),
+                Some((var, v)) => {
+                    (var.to_owned(), env::list(v).into_iter().map(Secret::new).collect(), Keys::default())
+                }
+                None => {
+                    let (values, keys) = secret::split(&f.credentials, &key("credentials"))?;
+                    (key("credentials"), values, keys)
+                }
             };
         let scheme = f.verify.unwrap_or(dialect.scheme);
         let marked_open = f.unauthenticated || unauthenticated.contains(&name) || scheme == Scheme::None;
@@ -434,22 +459,27 @@ fn endpoints(
             return Err(ConfigError::invalid(tol_var, "must be at least 1 s"));
         }
 
+        let client_cert = tls::endpoint_rule(&f, &name, !credentials.is_empty(), marked_open)?;
+        // A required client certificate is a credential of its own: the endpoint is enabled.
+        let certified =
+            client_cert.as_ref().is_some_and(|r| r.mode == crate::verify::ClientCertMode::Required);
         let values = || credentials.iter().map(Secret::expose);
         let verifier = match (scheme, credentials.is_empty()) {
             (Scheme::None, _) => Some(Verifier::Unauthenticated),
-            (_, true) if marked_open => Some(Verifier::Unauthenticated),
+            (_, true) if marked_open || certified => Some(Verifier::Unauthenticated),
             (_, true) => None,
             (Scheme::StandardWebhooks, false) => Some(Verifier::StandardWebhooks(
                 StandardWebhooks::new(values(), mode, tolerance)
-                    .map_err(|e| ConfigError::invalid(&cred_var, e))?,
+                    .map_err(|e| ConfigError::invalid(&cred_var, e))?
+                    .with_keys(keys),
             )),
             (Scheme::Authorization, false) => {
                 let name = f.header.as_deref().unwrap_or(dialect.auth_header);
                 let header = actix_web::http::header::HeaderName::try_from(name)
                     .map_err(|e| ConfigError::invalid(key("header"), format!("`{name}`: {e}")))?;
-                Some(Verifier::Authorization(AuthorizationHeader::named(header, values())))
+                Some(Verifier::Authorization(AuthorizationHeader::named(header, values()).with_keys(keys)))
             }
-            (Scheme::Token, false) => Some(Verifier::Token(QueryToken::new(values()))),
+            (Scheme::Token, false) => Some(Verifier::Token(QueryToken::new(values()).with_keys(keys))),
             (Scheme::Hmac, false) => {
                 let spec = dialect.hmac.ok_or_else(|| {
                     ConfigError::invalid(
@@ -457,7 +487,7 @@ fn endpoints(
                         format!("dialect `{}` has no signature scheme", dialect.name),
                     )
                 })?;
-                Some(Verifier::Hmac(BodyHmac::new(spec, values())))
+                Some(Verifier::Hmac(BodyHmac::new(spec, values()).with_keys(keys)))
             }
         };
         if verifier.is_none() {
@@ -476,6 +506,12 @@ fn endpoints(
             ),
             (None, None) => None,
         };
+        let age_var = format!("REGBRIDGE_{upper}_MAX_EVENT_AGE");
+        let max_event_age =
+            layered(env, &age_var, &key("max_event_age"), &f.max_event_age, |v| match env::duration(v)? {
+                d if d < Duration::from_secs(1) => Err("must be at least 1s".to_owned()),
+                d => Ok(d),
+            })?;
         let rate = f.rate_limit.unwrap_or(d.rate);
         let burst = f.rate_burst.or(d.burst).unwrap_or(rate);
         let rate_limit = (rate > 0).then_some((rate, burst.max(1)));
@@ -489,6 +525,8 @@ fn endpoints(
             passthrough: f.passthrough,
             credential_count: credentials.len(),
             allow_from,
+            client_cert,
+            max_event_age,
         }));
     }
     Ok(out)

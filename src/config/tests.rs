@@ -231,3 +231,38 @@ fn allowlists_and_trusted_proxies_come_from_variables_or_the_file() {
     assert_eq!(c.trusted_proxies.describe(), ["172.16.0.0/12"]);
     assert_eq!(c.describe()["trusted_proxies"][0], "172.16.0.0/12");
 }
+
+#[test]
+fn file_credentials_may_carry_a_label_and_an_end() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        f,
+        "endpoints:\n  msr:\n    tokens:\n      - {{ value: t-old, label: before-rotation, not_after: \"2026-01-31T00:00:00Z\" }}\n      - t-new\n"
+    )
+    .unwrap();
+    let c = load(&[("REGBRIDGE_CONFIG", f.path().to_str().unwrap())]);
+    let msr = endpoint(&c, "msr");
+    assert_eq!(msr.credential_count, 2);
+    let all = c.describe();
+    let described = &all["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "msr").unwrap()
+        ["credential_labels"];
+    assert_eq!(
+        described,
+        &serde_json::json!([
+            { "label": "before-rotation", "not_after": "2026-01-31T00:00:00+00:00" },
+            { "label": "#2", "not_after": null },
+        ])
+    );
+    assert!(!c.describe().to_string().contains("t-old"), "values stay out of check-config");
+    let headers = actix_web::http::header::HeaderMap::new();
+    let check = |query: &str, now: i64| msr.verifier.as_ref().unwrap().check_head(&headers, query, now);
+    let end = 1_769_817_600; // 2026-01-31T00:00:00Z
+    assert_eq!(check("token=t-old", end), Ok(()));
+    assert_eq!(check("token=t-old", end + 1), Err(crate::verify::VerifyError::ExpiredCredential));
+    assert_eq!(check("token=t-new", end + 1), Ok(()));
+
+    let mut bad = tempfile::NamedTempFile::new().unwrap();
+    write!(bad, "endpoints:\n  msr:\n    tokens: [{{ value: t, not_after: tomorrow }}]\n").unwrap();
+    let e = err(&[("REGBRIDGE_CONFIG", bad.path().to_str().unwrap())]);
+    assert!(e.starts_with("endpoints.msr.credentials[0].not_after") && e.contains("RFC 3339"), "{e}");
+}

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::dedupe::Stale;
 use crate::deliver::DeliverError;
 use crate::dialects::DialectError;
 use crate::outbox::OutboxError;
@@ -42,6 +43,10 @@ pub enum IngressError {
     BodyRead(String),
     #[error(transparent)]
     Unauthorized(#[from] VerifyError),
+    /// An event outside its endpoint's freshness window (`max_event_age`): a replay, or a sender
+    /// whose clock is off. Like a stale signature timestamp, a `401`.
+    #[error(transparent)]
+    StaleEvent(#[from] Stale),
     #[error(transparent)]
     Malformed(#[from] DialectError),
     #[error(transparent)]
@@ -73,7 +78,7 @@ impl IngressError {
             Self::TooManyUploads | Self::TooManyConnections => ("rate-limited", "Too many requests"),
             Self::BodyTimeout(_) => ("request-timeout", "Request timeout"),
             Self::BodyRead(_) | Self::Malformed(_) => ("malformed-payload", "Malformed payload"),
-            Self::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            Self::Unauthorized(_) | Self::StaleEvent(_) => ("unauthorized", "Unauthorized"),
             Self::NotDelivered(_) => ("sink-unavailable", "Sink unavailable"),
         }
     }
@@ -94,6 +99,7 @@ impl IngressError {
             Self::BodyTimeout(_) => "body_timeout",
             Self::BodyRead(_) => "body_read_error",
             Self::Unauthorized(e) => e.reason(),
+            Self::StaleEvent(_) => "stale_event",
             Self::Malformed(e) => e.reason(),
             Self::NotDelivered(DeliverError::Sink(SinkError::Timeout { .. })) => "sink_timeout",
             Self::NotDelivered(DeliverError::Sink(_)) => "sink_unavailable",
@@ -130,7 +136,7 @@ impl ResponseError for IngressError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded | Self::NotDelivered(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyRead(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::StaleEvent(_) => StatusCode::UNAUTHORIZED,
         }
     }
 

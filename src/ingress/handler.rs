@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::client::client_address;
 use super::limits::{ConnectionSlot, Sender};
 use super::{EndpointEntry, IngressError, State};
+use crate::dedupe;
 use crate::deliver::{Delivered, Queued};
 use crate::dialects::{self, Handshake, MediaType, Normalization, Normalized};
 use crate::event::{self, CloudEvent, Envelope};
@@ -22,7 +23,7 @@ use crate::route::RouteInput;
 use crate::sinks::Delivery;
 use crate::telemetry::names;
 use crate::telemetry::trace::{self, TraceContext};
-use crate::verify::{UnverifiedRequest, Verifier};
+use crate::verify::{ClientCertificate, UnverifiedRequest, Verifier};
 
 pub async fn webhook(
     req: HttpRequest,
@@ -136,6 +137,13 @@ async fn handle(
             return Err(IngressError::Forbidden { client, endpoint: name.to_owned() });
         }
     }
+    // The connection's client certificate, where the endpoint has a rule for one: the TLS layer
+    // verified it against the client CA; here it is held to the endpoint's subjects, and with
+    // `optional` it may stand in for the endpoint's other credential.
+    let (verifier, certified) = match &entry.endpoint.client_cert {
+        Some(rule) => rule.admit(req.conn_data::<ClientCertificate>(), verifier)?,
+        None => (verifier, false),
+    };
     let media = media_type(req)?;
     let declared = declared_length(req);
     if declared.is_some_and(|n| n > state.body_limit) {
@@ -148,7 +156,7 @@ async fn handle(
         // Behind a trusted proxy, the sender it names: otherwise every sender would share the
         // proxy's share of uploads.
         let ip = client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        let sender = if verifier.proven_by_head() { Sender::Proven } else { Sender::Unproven };
+        let sender = if certified || verifier.proven_by_head() { Sender::Proven } else { Sender::Unproven };
         let _upload = state.uploads.start(ip, sender)?;
         let read = read_body(payload, declared, state.body_limit);
         tokio::time::timeout(state.body_timeout, read)
@@ -162,7 +170,26 @@ async fn handle(
         Prepared::Answered(response) => return Ok(response),
         Prepared::Deliver { deliveries, accepted } => (deliveries, accepted),
     };
-    match state.deliver.deliver(deliveries, state.publish_timeout).await? {
+    // Replay suppression: a delivery every event of which was accepted before is answered
+    // without publishing. Ids are recorded only once accepted (confirmed or queued), so a
+    // delivery that failed is never suppressed; a store that fails suppresses nothing.
+    let Some(dedupe) = &state.dedupe else {
+        return answer(state.deliver.deliver(deliveries, state.publish_timeout).await?, accepted);
+    };
+    let ids: Vec<&str> = accepted.iter().map(|a| a.event.id()).collect();
+    if dedupe.seen(name, &ids).await {
+        metrics::counter!(names::DEDUPE_DUPLICATES, "endpoint" => name.to_owned()).increment(1);
+        tracing::debug!(endpoint = name, events = ids.len(), "every event accepted before: duplicate");
+        return Ok(HttpResponse::Ok().json(Answer { status: "duplicate", events: accepted, queued: None }));
+    }
+    let delivered = state.deliver.deliver(deliveries, state.publish_timeout).await?;
+    dedupe.record(name, &ids).await;
+    answer(delivered, accepted)
+}
+
+/// The 2xx answer for deliveries that ended `delivered`.
+fn answer(delivered: Delivered, accepted: Vec<Accepted>) -> Result<HttpResponse, IngressError> {
+    match delivered {
         Delivered::Confirmed => {
             Ok(HttpResponse::Ok().json(Answer { status: "accepted", events: accepted, queued: None }))
         }
@@ -207,6 +234,9 @@ fn prepare(
                 now: (state.clock)(),
             })
         })?;
+    if let Some(m) = verified.credential() {
+        entry.credential_matched(m);
+    }
     // The endpoint's rate limit counts verified requests only: forged ones (refused above) must
     // not use up the tokens of the real sender.
     if let Some(limiter) = &entry.limiter {
@@ -257,6 +287,11 @@ fn prepare(
     span.record("regbridge.event.count", occurrences.len());
     if let Some(first) = occurrences.first() {
         span.record("regbridge.origtype", first.origtype.as_str());
+    }
+    // The freshness window: a verbatim replay of an unsigned sender's old delivery (or a sender
+    // whose clock is off) is refused whole, before anything is built or published.
+    if let Some(max_age) = endpoint.max_event_age {
+        dedupe::fresh::check(occurrences.iter().map(|o| o.time), max_age, (state.clock)())?;
     }
 
     let envelope = Envelope {

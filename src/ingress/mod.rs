@@ -22,6 +22,7 @@ pub use limits::{ConnectionSlot, Connections, Sender, Uploads};
 pub use ratelimit::RateLimiter;
 
 use crate::config::{Endpoint, Networks};
+use crate::dedupe::Dedupe;
 use crate::deliver::Deliver;
 use crate::dialects::Bounds;
 use crate::event::Kind;
@@ -45,9 +46,22 @@ struct EndpointEntry {
     duration: metrics::Histogram,
     /// `regbridge_events_total` by kind and whether it was routed, looked up once each.
     events: Mutex<Vec<(Kind, bool, metrics::Counter)>>,
+    /// `regbridge_credential_matches_total` per credential and way it matched (row-major),
+    /// registered up front so every credential shows, also the one nobody uses any more.
+    credentials: Vec<metrics::Counter>,
 }
 
 impl EndpointEntry {
+    /// Counts a request that matched `m`.
+    fn credential_matched(&self, m: crate::verify::Matched) {
+        let Some(verifier) = &self.endpoint.verifier else { return };
+        let modes = verifier.modes();
+        let way = modes.iter().position(|w| *w == m.mode).unwrap_or(0);
+        if let Some(counter) = self.credentials.get(m.index * modes.len() + way) {
+            counter.increment(1);
+        }
+    }
+
     fn events(&self, kind: Kind, routed: bool) -> metrics::Counter {
         // Held only for a short scan of at most a few dozen entries; never across an await.
         let mut cache = self.events.lock().unwrap_or_else(PoisonError::into_inner);
@@ -63,6 +77,24 @@ impl EndpointEntry {
         cache.push((kind, routed, counter.clone()));
         counter
     }
+}
+
+/// One counter per credential of `e` and way it can match (see `EndpointEntry::credentials`).
+fn credential_counters(e: &Endpoint) -> Vec<metrics::Counter> {
+    let Some(verifier) = &e.verifier else { return Vec::new() };
+    let Some(keys) = verifier.keys() else { return Vec::new() };
+    (0..e.credential_count)
+        .flat_map(|i| {
+            verifier.modes().iter().map(move |mode| {
+                metrics::counter!(
+                    names::CREDENTIAL_MATCHES,
+                    "endpoint" => e.name.clone(),
+                    "credential" => keys.label(i),
+                    "mode" => *mode,
+                )
+            })
+        })
+        .collect()
 }
 
 /// Everything a request needs, shared by all workers. Built once by `App::build`.
@@ -84,6 +116,8 @@ pub struct State {
     in_flight: Semaphore,
     clock: Clock,
     metrics: Option<PrometheusHandle>,
+    /// Replay suppression; `None`: off.
+    dedupe: Option<Dedupe>,
 }
 
 /// What `State::new` takes; grouped so the call site reads like configuration.
@@ -100,6 +134,7 @@ pub struct StateParts {
     pub trusted_proxies: Networks,
     pub clock: Clock,
     pub metrics: Option<PrometheusHandle>,
+    pub dedupe: Option<Dedupe>,
 }
 
 impl State {
@@ -120,6 +155,7 @@ impl State {
                     ),
                     duration: metrics::histogram!(names::REQUEST_DURATION, "endpoint" => e.name.clone()),
                     events: Mutex::new(Vec::new()),
+                    credentials: credential_counters(&e),
                     endpoint: e,
                 };
                 (entry.endpoint.name.clone(), entry)
@@ -139,6 +175,7 @@ impl State {
             in_flight: Semaphore::new(p.max_in_flight),
             clock: p.clock,
             metrics: p.metrics,
+            dedupe: p.dedupe,
         }
     }
 

@@ -54,8 +54,19 @@ pub mod names {
     pub const OUTBOX_CAPACITY: &str = "regbridge_outbox_capacity_bytes";
     /// Gauge: Kafka topics routed to that do not exist and could not be created.
     pub const KAFKA_TOPICS_MISSING: &str = "regbridge_kafka_topics_missing";
+    /// Counter: requests whose credential matched, by `endpoint`, `credential` (its label or
+    /// position, never the value) and `mode` (Root: `standard` or `hex`).
+    pub const CREDENTIAL_MATCHES: &str = "regbridge_credential_matches_total";
     /// Gauge per `topic`: 1 while that topic is one of them, 0 once it is not.
     pub const KAFKA_TOPIC_MISSING: &str = "regbridge_kafka_topic_missing";
+    /// Counter `{endpoint}`: deliveries answered `200 "duplicate"`, every event of them accepted
+    /// before (replay suppression), publishing nothing.
+    pub const DEDUPE_DUPLICATES: &str = "regbridge_dedupe_duplicates_total";
+    /// Counter `{op}` (`check`, `record`): dedupe store calls that failed or timed out; each check
+    /// let its webhook through unsuppressed, each record left ids unrecorded.
+    pub const DEDUPE_ERRORS: &str = "regbridge_dedupe_errors_total";
+    /// Gauge: 1 while the dedupe store answers (the last call succeeded), 0 while it fails.
+    pub const DEDUPE_UP: &str = "regbridge_dedupe_store_up";
 }
 
 /// Latency buckets in seconds: fine below 10 ms where a healthy publish lands, coarse up to the

@@ -7,8 +7,9 @@ use actix_web::http::header::HeaderMap;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
-use subtle::{Choice, ConstantTimeEq};
+use subtle::ConstantTimeEq;
 
+use super::keys::{Finder, Keys, Matched};
 use super::token::Accepted;
 use super::{header, VerifyError};
 
@@ -51,6 +52,7 @@ pub struct BodyHmac {
     sha1: Vec<Hmac<Sha1>>,
     sha256: Vec<Hmac<Sha256>>,
     tokens: Option<Accepted>,
+    pub(super) keys: Keys,
 }
 
 impl std::fmt::Debug for BodyHmac {
@@ -82,7 +84,13 @@ impl BodyHmac {
                 .map(|k| Hmac::<Sha256>::new_from_slice(k.as_bytes()).expect("any key length"))
                 .collect(),
             tokens: spec.token_too.then(|| Accepted::new(secrets)),
+            keys: Keys::default(),
         }
+    }
+
+    /// Labels and ends of the secrets, in the order they were given.
+    pub fn with_keys(self, keys: Keys) -> Self {
+        Self { keys, ..self }
     }
 
     fn value<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, VerifyError> {
@@ -114,35 +122,31 @@ impl BodyHmac {
         }
     }
 
-    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
+    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Matched, VerifyError> {
         let value = self.value(headers)?;
-        if self.tokens.as_ref().is_some_and(|t| t.contains(value)) {
-            return Ok(());
+        if let Some(m) = self.tokens.as_ref().and_then(|t| t.find(value, "token")) {
+            return Ok(m);
         }
-        let mut ok = Choice::from(0);
+        let mut finder = Finder::new();
         for c in self.candidates(value) {
             match c.algorithm {
                 Algorithm::Sha1 => {
-                    for key in &self.sha1 {
+                    for (i, key) in self.sha1.iter().enumerate() {
                         let mut mac = key.clone();
                         mac.update(body);
-                        ok |= mac.finalize().into_bytes().as_slice().ct_eq(&c.tag);
+                        finder.check(i, 0, mac.finalize().into_bytes().as_slice().ct_eq(&c.tag));
                     }
                 }
                 Algorithm::Sha256 => {
-                    for key in &self.sha256 {
+                    for (i, key) in self.sha256.iter().enumerate() {
                         let mut mac = key.clone();
                         mac.update(body);
-                        ok |= mac.finalize().into_bytes().as_slice().ct_eq(&c.tag);
+                        finder.check(i, 1, mac.finalize().into_bytes().as_slice().ct_eq(&c.tag));
                     }
                 }
             }
         }
-        if bool::from(ok) {
-            Ok(())
-        } else {
-            Err(VerifyError::InvalidSignature)
-        }
+        finder.found(&["hmac-sha1", "hmac-sha256"]).ok_or(VerifyError::InvalidSignature)
     }
 }
 
@@ -178,7 +182,10 @@ mod tests {
         // GitHub's own documented example.
         let v = BodyHmac::new(&GITHUB, ["It's a Secret to Everybody"]);
         let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert_eq!(v.verify(&headers("x-hub-signature-256", good), b"Hello, World!"), Ok(()));
+        assert_eq!(
+            v.verify(&headers("x-hub-signature-256", good), b"Hello, World!").map(|m| m.mode),
+            Ok("hmac-sha256")
+        );
         assert_eq!(
             v.verify(&headers("x-hub-signature-256", good), b"Hello, World?"),
             Err(VerifyError::InvalidSignature)
@@ -195,15 +202,18 @@ mod tests {
     fn jfrog_accepts_the_token_or_either_signature_form() {
         let v = BodyHmac::new(&JFROG, ["s3cr3t"]);
         let body = b"{\"domain\":\"docker\"}";
-        assert_eq!(v.verify(&headers("x-jfrog-event-auth", "s3cr3t"), body), Ok(()));
+        assert_eq!(v.verify(&headers("x-jfrog-event-auth", "s3cr3t"), body).map(|m| m.mode), Ok("token"));
         let mut sha256 = Hmac::<Sha256>::new_from_slice(b"s3cr3t").unwrap();
         sha256.update(body);
         let hex256 = hex::encode(sha256.finalize().into_bytes());
-        assert_eq!(v.verify(&headers("x-jfrog-event-auth", &hex256), body), Ok(()));
+        assert_eq!(
+            v.verify(&headers("x-jfrog-event-auth", &hex256), body).map(|m| m.mode),
+            Ok("hmac-sha256")
+        );
         let mut sha1 = Hmac::<Sha1>::new_from_slice(b"s3cr3t").unwrap();
         sha1.update(body);
         let hex1 = format!("sha1={}", hex::encode(sha1.finalize().into_bytes()));
-        assert_eq!(v.verify(&headers("x-jfrog-event-auth", &hex1), body), Ok(()));
+        assert_eq!(v.verify(&headers("x-jfrog-event-auth", &hex1), body).map(|m| m.mode), Ok("hmac-sha1"));
         assert_eq!(
             v.verify(&headers("x-jfrog-event-auth", "wrong"), body),
             Err(VerifyError::InvalidSignature)

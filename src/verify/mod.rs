@@ -3,7 +3,9 @@
 //! One file per scheme; [`Verifier`] dispatches. Every comparison of a credential is constant-time,
 //! and verifiers keep only derived keys or digests, never the configured secret text.
 
+mod client_cert;
 mod hmac_body;
+mod keys;
 mod standard_webhooks;
 mod token;
 
@@ -13,7 +15,9 @@ use serde::Deserialize;
 
 use crate::dialects::MediaType;
 
+pub use client_cert::{ClientCertMode, ClientCertRule, ClientCertificate};
 pub use hmac_body::{Algorithm, BodyHmac, HmacForm, HmacSpec};
+pub use keys::{KeyInfo, Keys, Matched};
 pub use standard_webhooks::{SignatureMode, StandardWebhooks};
 pub use token::{AuthorizationHeader, QueryToken};
 
@@ -54,6 +58,8 @@ pub struct VerifiedRequest<'a> {
     body: Bytes,
     headers: &'a HeaderMap,
     query: &'a str,
+    /// The credential it matched (`None` on an unauthenticated endpoint).
+    credential: Option<Matched>,
 }
 
 impl<'a> VerifiedRequest<'a> {
@@ -73,6 +79,10 @@ impl<'a> VerifiedRequest<'a> {
     pub fn query(&self) -> &'a str {
         self.query
     }
+
+    pub fn credential(&self) -> Option<Matched> {
+        self.credential
+    }
 }
 
 /// Why a request was not authenticated (HTTP 401). Messages never echo a credential.
@@ -90,6 +100,12 @@ pub enum VerifyError {
     MissingCredential,
     #[error("credential does not match any configured value")]
     InvalidCredential,
+    #[error("the credential presented is past its end (not_after) and no longer accepted")]
+    ExpiredCredential,
+    #[error("the endpoint requires a client certificate (TLS) and the connection presented none")]
+    MissingClientCertificate,
+    #[error("the client certificate names none of the endpoint's allowed subjects")]
+    ClientCertificateNotAllowed,
 }
 
 impl VerifyError {
@@ -102,6 +118,9 @@ impl VerifyError {
             Self::InvalidSignature => "invalid_signature",
             Self::MissingCredential => "missing_credential",
             Self::InvalidCredential => "invalid_credential",
+            Self::ExpiredCredential => "expired_credential",
+            Self::MissingClientCertificate => "missing_client_certificate",
+            Self::ClientCertificateNotAllowed => "client_certificate_not_allowed",
         }
     }
 }
@@ -119,14 +138,51 @@ pub enum Verifier {
 
 impl Verifier {
     pub fn verify<'a>(&self, req: UnverifiedRequest<'a>) -> Result<VerifiedRequest<'a>, VerifyError> {
-        match self {
-            Self::StandardWebhooks(v) => v.verify(req.headers, &req.body, req.now)?,
-            Self::Authorization(v) => v.verify(req.headers)?,
-            Self::Token(v) => v.verify(req.headers, req.query)?,
-            Self::Hmac(v) => v.verify(req.headers, &req.body)?,
-            Self::Unauthenticated => {}
+        let matched = match self {
+            Self::StandardWebhooks(v) => Some(v.verify(req.headers, &req.body, req.now)?),
+            Self::Authorization(v) => Some(v.verify(req.headers)?),
+            Self::Token(v) => Some(v.verify(req.headers, req.query)?),
+            Self::Hmac(v) => Some(v.verify(req.headers, &req.body)?),
+            Self::Unauthenticated => None,
+        };
+        let credential = self.accept(matched, req.now)?;
+        Ok(VerifiedRequest {
+            media: req.media,
+            body: req.body,
+            headers: req.headers,
+            query: req.query,
+            credential,
+        })
+    }
+
+    /// A match stands unless its credential has ended.
+    fn accept(&self, matched: Option<Matched>, now: i64) -> Result<Option<Matched>, VerifyError> {
+        match (matched, self.keys()) {
+            (Some(m), Some(keys)) => keys.accept(m, now).map(Some),
+            (other, _) => Ok(other),
         }
-        Ok(VerifiedRequest { media: req.media, body: req.body, headers: req.headers, query: req.query })
+    }
+
+    /// The labels and ends of the endpoint's credentials.
+    pub fn keys(&self) -> Option<&Keys> {
+        match self {
+            Self::StandardWebhooks(v) => Some(&v.info),
+            Self::Authorization(v) => Some(&v.keys),
+            Self::Token(v) => Some(&v.1),
+            Self::Hmac(v) => Some(&v.keys),
+            Self::Unauthenticated => None,
+        }
+    }
+
+    /// The ways a credential of this endpoint can match, for the metric of matches.
+    pub fn modes(&self) -> &'static [&'static str] {
+        match self {
+            Self::StandardWebhooks(_) => &["standard", "hex"],
+            Self::Authorization(_) => &["header"],
+            Self::Token(_) => &["token"],
+            Self::Hmac(_) => &["hmac-sha1", "hmac-sha256", "token"],
+            Self::Unauthenticated => &[],
+        }
     }
 
     /// What can be checked before the body is read: header and query credentials completely; for
@@ -135,8 +191,9 @@ impl Verifier {
     pub fn check_head(&self, headers: &HeaderMap, query: &str, now: i64) -> Result<(), VerifyError> {
         match self {
             Self::StandardWebhooks(v) => v.check_head(headers, now),
-            Self::Authorization(v) => v.verify(headers),
-            Self::Token(v) => v.verify(headers, query),
+            // Completely checked here: an ended credential is refused before the body too.
+            Self::Authorization(v) => self.accept(Some(v.verify(headers)?), now).map(drop),
+            Self::Token(v) => self.accept(Some(v.verify(headers, query)?), now).map(drop),
             Self::Hmac(v) => v.check_head(headers),
             Self::Unauthenticated => Ok(()),
         }

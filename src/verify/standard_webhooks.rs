@@ -12,8 +12,9 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
-use subtle::{Choice, ConstantTimeEq};
+use subtle::ConstantTimeEq;
 
+use super::keys::{Finder, Keys, Matched};
 use super::{header, VerifyError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -67,6 +68,7 @@ pub struct StandardWebhooks {
     keys: Vec<Key>,
     mode: SignatureMode,
     tolerance: u64,
+    pub(super) info: Keys,
 }
 
 impl std::fmt::Debug for StandardWebhooks {
@@ -111,7 +113,12 @@ impl StandardWebhooks {
             let raw = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
             keys.push(Key { standard, raw });
         }
-        Ok(Self { keys, mode, tolerance })
+        Ok(Self { keys, mode, tolerance, info: Keys::default() })
+    }
+
+    /// Labels and ends of the secrets, in the order they were given.
+    pub fn with_keys(self, info: Keys) -> Self {
+        Self { info, ..self }
     }
 
     pub fn tolerance(&self) -> u64 {
@@ -144,13 +151,13 @@ impl StandardWebhooks {
         self.head(headers, now).map(drop)
     }
 
-    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), VerifyError> {
+    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<Matched, VerifyError> {
         let Head { id, ts, candidates } = self.head(headers, now)?;
         let wants_std = candidates.iter().any(|c| !c.hex);
         let wants_hex = candidates.iter().any(|c| c.hex);
 
-        let mut ok = Choice::from(0);
-        for key in &self.keys {
+        let mut finder = Finder::new();
+        for (i, key) in self.keys.iter().enumerate() {
             let sign = |mac: &HmacSha256| -> [u8; 32] {
                 let mut mac = mac.clone();
                 mac.update(id.as_bytes());
@@ -165,15 +172,11 @@ impl StandardWebhooks {
             for c in &candidates {
                 let expected = if c.hex { hex_tag.as_ref() } else { std_tag.as_ref() };
                 if let Some(expected) = expected {
-                    ok |= expected.ct_eq(&c.tag);
+                    finder.check(i, u8::from(c.hex), expected.ct_eq(&c.tag));
                 }
             }
         }
-        if bool::from(ok) {
-            Ok(())
-        } else {
-            Err(VerifyError::InvalidSignature)
-        }
+        finder.found(&["standard", "hex"]).ok_or(VerifyError::InvalidSignature)
     }
 
     /// Reads one `v1,<sig>` entry; other versions and malformed entries are skipped, as the spec

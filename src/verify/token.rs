@@ -5,6 +5,7 @@ use actix_web::http::header::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
+use super::keys::{Finder, Keys, Matched};
 use super::{header, VerifyError};
 
 /// Digests of the accepted values. Comparing fixed-size digests keeps the comparison constant-time
@@ -23,6 +24,16 @@ impl Accepted {
         let hit = self.0.iter().fold(Choice::from(0), |acc, a| acc | a.ct_eq(&d));
         hit.into()
     }
+
+    /// The position of the value `candidate` equals, checking every one (see [`Self::contains`]).
+    pub(super) fn find(&self, candidate: &str, mode: &'static str) -> Option<Matched> {
+        let d = digest(candidate);
+        let mut finder = Finder::new();
+        for (i, a) in self.0.iter().enumerate() {
+            finder.check(i, 0, a.ct_eq(&d));
+        }
+        finder.found(&[mode])
+    }
 }
 
 fn digest(v: &str) -> [u8; 32] {
@@ -35,6 +46,7 @@ fn digest(v: &str) -> [u8; 32] {
 pub struct AuthorizationHeader {
     header: HeaderName,
     accepted: Accepted,
+    pub(super) keys: Keys,
 }
 
 impl AuthorizationHeader {
@@ -43,12 +55,17 @@ impl AuthorizationHeader {
     }
 
     pub fn named<'a>(header: HeaderName, values: impl IntoIterator<Item = &'a str>) -> Self {
-        Self { header, accepted: Accepted::new(values) }
+        Self { header, accepted: Accepted::new(values), keys: Keys::default() }
     }
 
-    pub(super) fn verify(&self, headers: &HeaderMap) -> Result<(), VerifyError> {
+    /// Labels and ends of the credentials, in the order the values were given.
+    pub fn with_keys(self, keys: Keys) -> Self {
+        Self { keys, ..self }
+    }
+
+    pub(super) fn verify(&self, headers: &HeaderMap) -> Result<Matched, VerifyError> {
         let value = header(headers, self.header.as_str()).ok_or(VerifyError::MissingCredential)?;
-        self.accepted.contains(value).then_some(()).ok_or(VerifyError::InvalidCredential)
+        self.accepted.find(value, "header").ok_or(VerifyError::InvalidCredential)
     }
 }
 
@@ -61,14 +78,19 @@ impl std::fmt::Debug for AuthorizationHeader {
 /// MSR: it cannot send headers, so the token rides in the URL (`?token=`). A proxy in front may
 /// move it to `Authorization` (bare or `Bearer <token>`), which is accepted too.
 #[derive(Clone)]
-pub struct QueryToken(Accepted);
+pub struct QueryToken(Accepted, pub(super) Keys);
 
 impl QueryToken {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        Self(Accepted::new(values))
+        Self(Accepted::new(values), Keys::default())
     }
 
-    pub(super) fn verify(&self, headers: &HeaderMap, query: &str) -> Result<(), VerifyError> {
+    /// Labels and ends of the tokens, in the order the values were given.
+    pub fn with_keys(self, keys: Keys) -> Self {
+        Self(self.0, keys)
+    }
+
+    pub(super) fn verify(&self, headers: &HeaderMap, query: &str) -> Result<Matched, VerifyError> {
         let from_query =
             form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned());
         let candidate = match (from_query, header(headers, "authorization")) {
@@ -76,7 +98,7 @@ impl QueryToken {
             (None, Some(h)) => h.strip_prefix("Bearer ").unwrap_or(h).trim().to_owned(),
             (None, None) => return Err(VerifyError::MissingCredential),
         };
-        self.0.contains(&candidate).then_some(()).ok_or(VerifyError::InvalidCredential)
+        self.0.find(&candidate, "token").ok_or(VerifyError::InvalidCredential)
     }
 }
 
@@ -102,8 +124,9 @@ mod tests {
     #[test]
     fn authorization_must_match_exactly() {
         let v = AuthorizationHeader::new(["Bearer s3cret", "Basic b2xk"]);
-        assert_eq!(v.verify(&headers(Some("Bearer s3cret"))), Ok(()));
-        assert_eq!(v.verify(&headers(Some("Basic b2xk"))), Ok(()));
+        let at = |index| Ok(Matched { index, mode: "header" });
+        assert_eq!(v.verify(&headers(Some("Bearer s3cret"))), at(0));
+        assert_eq!(v.verify(&headers(Some("Basic b2xk"))), at(1));
         assert_eq!(v.verify(&headers(Some("Bearer s3cre"))), Err(VerifyError::InvalidCredential));
         assert_eq!(v.verify(&headers(None)), Err(VerifyError::MissingCredential));
         assert!(!format!("{v:?}").contains("s3cret"));
@@ -112,9 +135,10 @@ mod tests {
     #[test]
     fn token_from_query_or_proxy_header() {
         let v = QueryToken::new(["t/k+n"]);
-        assert_eq!(v.verify(&headers(None), "a=1&token=t%2Fk%2Bn"), Ok(()));
-        assert_eq!(v.verify(&headers(Some("Bearer t/k+n")), ""), Ok(()));
-        assert_eq!(v.verify(&headers(Some("t/k+n")), ""), Ok(()));
+        let ok = Ok(Matched { index: 0, mode: "token" });
+        assert_eq!(v.verify(&headers(None), "a=1&token=t%2Fk%2Bn"), ok);
+        assert_eq!(v.verify(&headers(Some("Bearer t/k+n")), ""), ok);
+        assert_eq!(v.verify(&headers(Some("t/k+n")), ""), ok);
         assert_eq!(v.verify(&headers(None), "token=nope"), Err(VerifyError::InvalidCredential));
         assert_eq!(v.verify(&headers(None), ""), Err(VerifyError::MissingCredential));
     }

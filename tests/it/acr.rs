@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
+use crate::{assert_event, assert_matches, json_files, post_refused_then_accepted, Credential};
 
 const AUTH: &str = "Bearer acr-test-token";
 const JSON: &str = "application/json";
@@ -166,13 +166,9 @@ async fn every_fixture_normalizes_attribute_by_attribute() {
             post_one(&app, file, JSON, body, want).await;
         }
     }
-    for entry in
-        std::fs::read_dir(format!("{}/tests/fixtures/other/acr", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    {
-        let name = format!("acr/{}", entry.unwrap().file_name().into_string().unwrap());
-        if name.ends_with(".json") && !name.contains("Subscription") {
-            assert!(cases.iter().any(|(f, _)| *f == name), "fixture {name} has no test case");
-        }
+    for name in json_files("other/acr").into_iter().filter(|n| !n.contains("Subscription")) {
+        let name = format!("acr/{name}");
+        assert!(cases.iter().any(|(f, _)| *f == name), "fixture {name} has no test case");
     }
 }
 

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
+use crate::{assert_event, assert_matches, json_files, post_refused_then_accepted, Credential};
 
 const STRUCTURED: &str = "application/cloudevents+json";
 const BATCH: &str = "application/cloudevents-batch+json";
@@ -127,12 +127,11 @@ async fn every_zot_fixture_in_structured_or_binary_mode() {
             .unwrap_or_else(|_| panic!("{file} does not normalize as expected:\n{actual:#}"));
     }
     for dir in ["zot", "synthetic"] {
-        let path = format!("{}/tests/fixtures/other/{dir}", env!("CARGO_MANIFEST_DIR"));
-        for entry in std::fs::read_dir(path).unwrap() {
-            let name = format!("{dir}/{}", entry.unwrap().file_name().into_string().unwrap());
-            if name.ends_with(".json") && (dir == "zot" || name.contains("zot")) {
-                assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
-            }
+        for name in
+            json_files(&format!("other/{dir}")).into_iter().filter(|n| dir == "zot" || n.contains("zot"))
+        {
+            let name = format!("{dir}/{name}");
+            assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
+use crate::{assert_event, assert_matches, json_files, post_refused_then_accepted, Credential};
 
 const AUTH: &str = "Bearer distribution-test-token";
 /// GitLab's documented form: a bare secret, no `Bearer`.
@@ -174,14 +174,9 @@ async fn every_fixture_normalizes_attribute_by_attribute() {
     let cases = cases();
     post_cases(&app, "/webhooks/distribution", V2, AUTH, "distribution", &cases).await;
     // Every payload fixture of the folder has its case (the delete fragment is not an envelope).
-    for entry in
-        std::fs::read_dir(format!("{}/tests/fixtures/other/distribution", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
-    {
-        let name = format!("distribution/{}", entry.unwrap().file_name().into_string().unwrap());
-        if name.ends_with(".json") && !name.contains("fragment") {
-            assert!(cases.iter().any(|(f, _)| *f == name), "fixture {name} has no test case");
-        }
+    for name in json_files("other/distribution").into_iter().filter(|n| !n.contains("fragment")) {
+        let name = format!("distribution/{name}");
+        assert!(cases.iter().any(|(f, _)| *f == name), "fixture {name} has no test case");
     }
 }
 

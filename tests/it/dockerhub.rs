@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::{assert_event, post_refused_then_accepted, Credential};
+use crate::{assert_event, json_files, post_refused_then_accepted, Credential};
 
 const TOKEN: &str = "dockerhub-test-token";
 
@@ -70,13 +70,9 @@ async fn every_fixture_normalizes_attribute_by_attribute() {
         std::panic::catch_unwind(|| assert_event(&events[i], &want))
             .unwrap_or_else(|_| panic!("{file} does not normalize as expected:\n{:#}", events[i]));
     }
-    for entry in
-        std::fs::read_dir(format!("{}/tests/fixtures/other/dockerhub", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    {
-        let name = format!("dockerhub/{}", entry.unwrap().file_name().into_string().unwrap());
-        if name.ends_with(".json") {
-            assert!(CASES.iter().any(|c| c.0 == name), "fixture {name} has no test case");
-        }
+    for name in json_files("other/dockerhub") {
+        let name = format!("dockerhub/{name}");
+        assert!(CASES.iter().any(|c| c.0 == name), "fixture {name} has no test case");
     }
 }
 

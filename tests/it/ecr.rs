@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
+use crate::{assert_event, assert_matches, json_files, post_refused_then_accepted, Credential};
 
 /// What an API destination connection with Basic authorization (`eventbridge:s3cr3t`) sends.
 const ECR_AUTH: &str = "Basic ZXZlbnRicmlkZ2U6czNjcjN0";
@@ -128,12 +128,8 @@ async fn every_fixture_normalizes_attribute_by_attribute() {
         }
         published += wants.len();
     }
-    let path = format!("{}/tests/fixtures/other/ecr", env!("CARGO_MANIFEST_DIR"));
-    for entry in std::fs::read_dir(path).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.ends_with(".json") {
-            assert!(cases.iter().any(|(f, _)| *f == name), "fixture {name} has no test case");
-        }
+    for name in json_files("other/ecr") {
+        assert!(cases.iter().any(|(f, _)| *f == name), "fixture {name} has no test case");
     }
 }
 

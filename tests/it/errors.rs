@@ -343,3 +343,25 @@ async fn behind_a_trusted_proxy_the_address_it_forwards_is_the_sender() {
     assert!(r.body["detail"].as_str().unwrap().contains("127.0.0.4"), "{:?}", r.body);
     assert_eq!(app.events().len(), 2);
 }
+
+/// A payload of another registry, correctly signed for the endpoint it was posted to, is no
+/// unmapped type of that endpoint's dialect: 400, nothing published (the sender learns its
+/// webhook is pointed at the wrong endpoint instead of being told all is well).
+#[actix_rt::test]
+async fn another_registrys_payload_signed_for_this_endpoint_is_400() {
+    let app = spawn_app().await;
+    let msr = fixture("msr/tag_push.dtr-2.4-docs.json");
+    let r = app.post_root(&msr, "m-msr", false).await;
+    assert_problem(&r, 400, "malformed-payload", "missing_field");
+    assert!(r.body["detail"].as_str().unwrap().contains("specversion"), "{:?}", r.body);
+    let harbor_ce = fixture("harbor/push_artifact.cloudevents.fixed.json");
+    let r = app.post_root(&harbor_ce, "m-harbor", true).await;
+    assert_problem(&r, 400, "malformed-payload", "invalid_field");
+    let r = app
+        .post_harbor(&fixture("root/image-created.e2e-rendered.json"), "application/cloudevents+json")
+        .await;
+    assert_problem(&r, 400, "malformed-payload", "invalid_field");
+    let r = app.post_msr(&fixture("harbor/push_artifact.default.json")).await;
+    assert_problem(&r, 400, "malformed-payload", "missing_field");
+    assert!(app.events().is_empty(), "nothing published");
+}

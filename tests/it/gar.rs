@@ -5,7 +5,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
+use crate::{assert_event, assert_matches, json_files, post_refused_then_accepted, Credential};
 
 const GAR_TOKEN: &str = "gar-test-token";
 const PATH: &str = "/webhooks/gar?token=gar-test-token";
@@ -102,14 +102,8 @@ async fn every_fixture_normalizes_attribute_by_attribute() {
     assert_eq!((reply.status, reply.body["reason"].as_str()), (400, Some("invalid_json")));
     assert_eq!(app.events().len(), cases.len(), "nothing more was published");
 
-    for dir in ["", "converted/"] {
-        let path = format!("{}/tests/fixtures/other/gar/{dir}", env!("CARGO_MANIFEST_DIR"));
-        for entry in std::fs::read_dir(path).unwrap() {
-            let name = format!("{dir}{}", entry.unwrap().file_name().into_string().unwrap());
-            if name.ends_with(".json") && !name.contains("generic") {
-                assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
-            }
-        }
+    for name in json_files("other/gar").into_iter().filter(|n| !n.contains("generic")) {
+        assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
     }
 }
 

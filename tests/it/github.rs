@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::helpers::*;
-use crate::{assert_event, post_refused_then_accepted, Credential};
+use crate::{assert_event, json_files, post_refused_then_accepted, Credential};
 
 const SECRET: &str = "github-webhook-secret";
 const D3DA: &str = "sha256:3da1996a8115d7616457760d9920b815241d0a03b34cf5f04e9a0e9d8de37498";
@@ -143,13 +143,9 @@ async fn every_container_fixture_normalizes_attribute_by_attribute() {
             .unwrap_or_else(|_| panic!("{file} does not normalize as expected:\n{actual:#}"));
     }
     // Every GitHub fixture has its case.
-    for entry in
-        std::fs::read_dir(format!("{}/tests/fixtures/other/github", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    {
-        let name = format!("other/github/{}", entry.unwrap().file_name().into_string().unwrap());
-        if name.ends_with(".json") {
-            assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
-        }
+    for name in json_files("other/github") {
+        let name = format!("other/github/{name}");
+        assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
     }
 }
 

@@ -8,7 +8,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use crate::helpers::*;
-use crate::{assert_event, post_refused_then_accepted, Credential};
+use crate::{assert_event, json_files, post_refused_then_accepted, Credential};
 
 const SECRET: &str = "jfrog-event-secret";
 const UBUNTU: &str = "sha256:35c4a2c15539c6c1e4e5fa4e554dac323ad0107d8eb5c582d6ff386b383b7dce";
@@ -159,14 +159,9 @@ async fn every_fixture_normalizes_attribute_by_attribute_whichever_way_it_authen
             assert_eq!(reply.body["events"][0]["id"], digest_id("jfrog", body));
         }
     }
-    for dir in ["jfrog", "jfrog/converted"] {
-        let path = format!("{}/tests/fixtures/other/{dir}", env!("CARGO_MANIFEST_DIR"));
-        for entry in std::fs::read_dir(path).unwrap() {
-            let name = format!("{dir}/{}", entry.unwrap().file_name().into_string().unwrap());
-            if name.ends_with(".json") {
-                assert!(cases.iter().any(|(f, ..)| *f == name), "fixture {name} has no test case");
-            }
-        }
+    for name in json_files("other/jfrog") {
+        let name = format!("jfrog/{name}");
+        assert!(cases.iter().any(|(f, ..)| *f == name), "fixture {name} has no test case");
     }
 }
 

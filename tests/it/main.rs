@@ -8,6 +8,7 @@ mod bounds;
 mod brokers;
 mod cli;
 mod cloudevents;
+mod dedupe;
 mod distribution;
 mod dockerhub;
 mod ecr;
@@ -30,6 +31,7 @@ mod outbox;
 mod quay;
 mod root;
 mod stalled;
+mod tls;
 
 use serde_json::Value;
 
@@ -154,6 +156,26 @@ pub async fn post_refused_then_accepted(
     let (path, all) = with(Some(value));
     let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     app.post(&path, &all, body.to_vec()).await
+}
+
+/// The `.json` files under `tests/fixtures/<dir>`, its subfolders included (`converted/x.json`),
+/// sorted: what a vendor's case table must cover.
+pub fn json_files(dir: &str) -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(dir);
+    let mut dirs = vec![root.clone()];
+    let mut out = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                out.push(path.strip_prefix(&root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Every vendor payload in `tests/fixtures/other/` is posted by some test of this binary (each

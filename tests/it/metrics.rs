@@ -110,3 +110,66 @@ async fn counters_follow_accepted_and_rejected_requests() {
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("exported-metrics.prom");
     std::fs::File::create(&out).unwrap().write_all(text.as_bytes()).unwrap();
 }
+
+/// A rotation: the old secret ends by itself at its `not_after`, and the metric tells, per
+/// credential label and Root signature mode, which ones senders still use.
+#[actix_rt::test]
+async fn an_ended_secret_is_refused_and_matches_are_counted_per_credential_and_mode() {
+    let (harbor, root) = (brokers::unique("rotating-harbor"), brokers::unique("rotating-root"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("regbridge.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "endpoints:\n  {harbor}:\n    dialect: harbor\n    auth:\n      - {{ value: \"Bearer old\", label: old, not_after: \"2020-01-01T00:00:00Z\" }}\n      - {{ value: \"Bearer new\", label: new }}\n      - \"Bearer spare\"\n  {root}:\n    dialect: root\n    secrets: [\"{ROOT_SECRET}\"]\n"
+        ),
+    )
+    .unwrap();
+    let app = spawn_app_with(Options::default().with("REGBRIDGE_CONFIG", config.to_str().unwrap())).await;
+    let body = fixture("harbor/push_artifact.default.json");
+    let post = |auth: &'static str| {
+        let (app, body, path) = (&app, body.clone(), format!("/webhooks/{harbor}"));
+        async move {
+            app.post(&path, &[("content-type", "application/json"), ("authorization", auth)], body).await
+        }
+    };
+    let r = post("Bearer old").await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["reason"], "expired_credential");
+    assert_eq!(post("Bearer new").await.status, 200);
+    assert_eq!(post("Bearer new").await.status, 200);
+
+    let event = fixture("root/image-created.e2e-rendered.json");
+    for (id, hex) in [("m1", false), ("m2", true), ("m3", true)] {
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let sig = if hex {
+            sign_hex(ROOT_SECRET, id, &ts, &event)
+        } else {
+            sign_standard(ROOT_SECRET, id, &ts, &event)
+        };
+        let headers = [
+            ("content-type", "application/cloudevents+json"),
+            ("webhook-id", id),
+            ("webhook-timestamp", ts.as_str()),
+            ("webhook-signature", sig.as_str()),
+        ];
+        let r = app.post(&format!("/webhooks/{root}"), &headers, event.clone()).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+
+    let (_, text) = app.get("/metrics").await;
+    let matches = |endpoint: &str, credential: &str, mode: &str| {
+        sample(
+            &text,
+            "regbridge_credential_matches_total",
+            &[("endpoint", endpoint), ("credential", credential), ("mode", mode)],
+        )
+    };
+    assert_eq!(matches(&harbor, "new", "header"), Some(2.0), "{text}");
+    assert_eq!(matches(&harbor, "#3", "header"), Some(0.0), "unused, and shown as such");
+    // The ended one matched, but was refused: not counted as a use.
+    assert_eq!(matches(&harbor, "old", "header"), Some(0.0));
+    assert_eq!(matches(&root, "#1", "standard"), Some(1.0));
+    assert_eq!(matches(&root, "#1", "hex"), Some(2.0));
+    assert!(!text.contains("Bearer new") && !text.contains(ROOT_SECRET), "no secret in metrics");
+}

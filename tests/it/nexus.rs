@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use sha1::Sha1;
 
 use crate::helpers::*;
-use crate::{assert_event, post_refused_then_accepted, Credential};
+use crate::{assert_event, json_files, post_refused_then_accepted, Credential};
 
 /// fluxcd/flux-recv test/fixtures/nexus_key (a public test key).
 const FLUX_KEY: &str = "gk0qp4u98xy0vntojv81i8zcjr4zw7xd6c4ugzad";
@@ -121,13 +121,8 @@ async fn every_fixture_normalizes_attribute_by_attribute() {
         std::panic::catch_unwind(|| assert_event(actual, &want))
             .unwrap_or_else(|_| panic!("{file} does not normalize as expected:\n{actual:#}"));
     }
-    for entry in
-        std::fs::read_dir(format!("{}/tests/fixtures/other/nexus", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.ends_with(".json") {
-            assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
-        }
+    for name in json_files("other/nexus") {
+        assert!(cases.iter().any(|c| c.0 == name), "fixture {name} has no test case");
     }
 }
 

@@ -120,50 +120,92 @@ async fn a_paused_kafka_costs_no_event_of_a_sender_that_tries_three_times() {
     }
 }
 
-#[actix_rt::test]
-async fn events_queued_when_regbridge_is_killed_are_delivered_after_a_restart() {
-    let kafka = PrivateKafka::start();
-    let topic = brokers::unique("it-outbox-kill");
-    brokers::create_topic(&kafka.addr, &topic).await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = brokers::kafka_routes(dir.path(), &topic);
-    let env = [
-        ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
-        ("REGBRIDGE_KAFKA_BROKERS", kafka.addr.as_str()),
-        ("REGBRIDGE_ROUTES", routes.as_str()),
-        ("REGBRIDGE_PUBLISH_TIMEOUT", "1s"),
-    ];
-    let (mut child, base) = start_binary(&env, dir.path()).await;
-    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
-    let post = |n: usize| {
-        client
-            .post(format!("{base}/webhooks/harbor"))
+/// The regbridge binary on a Kafka of its own, routing Harbor pushes to a fresh topic.
+struct BinaryOnKafka {
+    kafka: PrivateKafka,
+    topic: String,
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+    child: std::process::Child,
+    base: String,
+    client: awc::Client,
+}
+
+impl BinaryOnKafka {
+    /// Started with `extra` variables, once a first webhook was confirmed directly (warm).
+    async fn start(prefix: &str, extra: &[(&'static str, &str)]) -> Self {
+        let kafka = PrivateKafka::start();
+        let topic = brokers::unique(prefix);
+        brokers::create_topic(&kafka.addr, &topic).await;
+        let dir = tempfile::tempdir().unwrap();
+        let routes = brokers::kafka_routes(dir.path(), &topic);
+        let mut env: Vec<(&'static str, String)> = vec![
+            ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH.into()),
+            ("REGBRIDGE_KAFKA_BROKERS", kafka.addr.clone()),
+            ("REGBRIDGE_ROUTES", routes),
+            ("REGBRIDGE_PUBLISH_TIMEOUT", "1s".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let (child, base) = Self::spawn(&env, dir.path()).await;
+        let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+        let app = Self { kafka, topic, dir, env, child, base, client };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while app.post(0).await.0 != 200 {
+            assert!(Instant::now() < deadline, "no 200 from a healthy broker");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        app
+    }
+
+    async fn spawn(env: &[(&'static str, String)], dir: &std::path::Path) -> (std::process::Child, String) {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        start_binary(&env, dir).await
+    }
+
+    /// Posts push `n` (of `lib/app<n % 2>`); the status and the event's id.
+    async fn post(&self, n: usize) -> (u16, String) {
+        let mut res = self
+            .client
+            .post(format!("{}/webhooks/harbor", self.base))
             .insert_header(("content-type", "application/json"))
             .insert_header(("authorization", HARBOR_AUTH))
             .send_body(push(n, n % 2))
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while post(0).await.unwrap().status().as_u16() != 200 {
-        assert!(Instant::now() < deadline, "no 200 from a healthy broker");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap_or_default();
+        (res.status().as_u16(), body["events"][0]["id"].as_str().unwrap_or_default().to_owned())
     }
 
-    kafka.process.pause();
-    let mut sent = Vec::new();
-    for n in 1..=15 {
-        let mut res = post(n).await.unwrap();
-        assert_eq!(res.status().as_u16(), 202);
-        let body: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
-        sent.push((body["events"][0]["id"].as_str().unwrap().to_owned(), format!("lib/app{}", n % 2)));
+    /// With Kafka paused, posts `1..=n`, each answered 202; (id, key) in sending order.
+    async fn queue(&self, n: usize) -> Vec<(String, String)> {
+        self.kafka.process.pause();
+        let mut sent = Vec::new();
+        for n in 1..=n {
+            let (status, id) = self.post(n).await;
+            assert_eq!(status, 202);
+            sent.push((id, format!("lib/app{}", n % 2)));
+        }
+        sent
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    kafka.process.resume();
 
-    let (mut child, _) = start_binary(&env, dir.path()).await;
-    let want: HashSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
-    let log = kafka_ids(&kafka.addr, &topic, &want).await;
-    assert_all_in_order(&sent, &log);
+    /// Asserts every event of `sent` is in the topic, in order per key.
+    async fn assert_delivered(&self, sent: &[(String, String)]) {
+        let want: HashSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+        let log = kafka_ids(&self.kafka.addr, &self.topic, &want).await;
+        assert_all_in_order(sent, &log);
+    }
+}
+
+#[actix_rt::test]
+async fn events_queued_when_regbridge_is_killed_are_delivered_after_a_restart() {
+    let mut app = BinaryOnKafka::start("it-outbox-kill", &[]).await;
+    let sent = app.queue(15).await;
+    app.child.kill().unwrap();
+    app.child.wait().unwrap();
+    app.kafka.process.resume();
+
+    let (mut child, _) = BinaryOnKafka::spawn(&app.env, app.dir.path()).await;
+    app.assert_delivered(&sent).await;
     sigterm(&child);
     assert!(wait_exit(&mut child).await.success());
 }
@@ -252,43 +294,10 @@ async fn only_the_sink_that_did_not_confirm_is_queued_the_other_keeps_its_copy()
 
 #[actix_rt::test]
 async fn on_sigterm_the_relay_drains_the_backlog_and_leaves_nothing_on_disk() {
-    let kafka = PrivateKafka::start();
-    let topic = brokers::unique("it-outbox-term");
-    brokers::create_topic(&kafka.addr, &topic).await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = brokers::kafka_routes(dir.path(), &topic);
-    let env = [
-        ("REGBRIDGE_HARBOR_AUTH", HARBOR_AUTH),
-        ("REGBRIDGE_KAFKA_BROKERS", kafka.addr.as_str()),
-        ("REGBRIDGE_ROUTES", routes.as_str()),
-        ("REGBRIDGE_PUBLISH_TIMEOUT", "1s"),
-        ("REGBRIDGE_SHUTDOWN_TIMEOUT", "25s"),
-    ];
-    let (mut child, base) = start_binary(&env, dir.path()).await;
-    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
-    let post = |n: usize| {
-        client
-            .post(format!("{base}/webhooks/harbor"))
-            .insert_header(("content-type", "application/json"))
-            .insert_header(("authorization", HARBOR_AUTH))
-            .send_body(push(n, n % 2))
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while post(0).await.unwrap().status().as_u16() != 200 {
-        assert!(Instant::now() < deadline, "no 200 from a healthy broker");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    kafka.process.pause();
-    let mut sent = Vec::new();
-    for n in 1..=10 {
-        let mut res = post(n).await.unwrap();
-        assert_eq!(res.status().as_u16(), 202);
-        let body: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
-        sent.push((body["events"][0]["id"].as_str().unwrap().to_owned(), format!("lib/app{}", n % 2)));
-    }
+    let mut app = BinaryOnKafka::start("it-outbox-term", &[("REGBRIDGE_SHUTDOWN_TIMEOUT", "25s")]).await;
+    let sent = app.queue(10).await;
     // What operators see of it meanwhile: counted as spooled, waiting.
-    let mut res = client.get(format!("{base}/metrics")).send().await.unwrap();
+    let mut res = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
     let metrics = String::from_utf8(res.body().limit(4 << 20).await.unwrap().to_vec()).unwrap();
     let value = |series: &str| {
         metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
@@ -298,17 +307,15 @@ async fn on_sigterm_the_relay_drains_the_backlog_and_leaves_nothing_on_disk() {
 
     // The broker is back and the pod is told to stop at once: the relay gets the rest of the
     // shutdown deadline to deliver the backlog.
-    kafka.process.resume();
-    sigterm(&child);
-    assert!(wait_exit(&mut child).await.success());
-    let want: HashSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
-    let log = kafka_ids(&kafka.addr, &topic, &want).await;
-    assert_all_in_order(&sent, &log);
-    let status = outbox_cli(&dir.path().join("outbox"), &["status"]).await;
+    app.kafka.process.resume();
+    sigterm(&app.child);
+    assert!(wait_exit(&mut app.child).await.success());
+    app.assert_delivered(&sent).await;
+    let status = outbox_cli(&app.dir.path().join("outbox"), &["status"]).await;
     assert_eq!(status["service_running"], false, "{status}");
     assert_eq!(status["sinks"][0]["sink"], "kafka", "{status}");
     assert_eq!(status["sinks"][0]["events"], 0, "nothing left for the next start: {status}");
-    let log = std::fs::read_to_string(dir.path().join("regbridge.log")).unwrap();
+    let log = std::fs::read_to_string(app.dir.path().join("regbridge.log")).unwrap();
     assert!(log.contains("sink entered the backlog"), "{log}");
 }
 

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::{assert_event, assert_matches, post_refused_then_accepted, Credential};
+use crate::{assert_event, assert_matches, json_files, post_refused_then_accepted, Credential};
 
 const TOKEN: &str = "quay-test-token";
 const JSON: (&str, &str) = ("content-type", "application/json");
@@ -138,16 +138,9 @@ async fn every_fixture_normalizes_attribute_by_attribute() {
                 .unwrap_or_else(|_| panic!("{file} does not normalize as expected:\n{actual:#}"));
         }
     }
-    for dir in ["", "converted/"] {
-        for entry in
-            std::fs::read_dir(format!("{}/tests/fixtures/other/quay/{dir}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap()
-        {
-            let name = format!("quay/{dir}{}", entry.unwrap().file_name().into_string().unwrap());
-            if name.ends_with(".json") {
-                assert!(cases.iter().any(|(f, _)| *f == name), "fixture {name} has no test case");
-            }
-        }
+    for name in json_files("other/quay") {
+        let name = format!("quay/{name}");
+        assert!(cases.iter().any(|(f, _)| *f == name), "fixture {name} has no test case");
     }
 }
 

@@ -32,7 +32,7 @@ fn check_signed(v: &Value) {
     let sig = v["expected_signature"].as_str().unwrap();
     let h = headers(id, &ts.to_string(), sig);
     for mode in [SignatureMode::Auto, SignatureMode::Standard] {
-        assert_eq!(verifier(secret, mode).verify(&h, payload.as_bytes(), ts), Ok(()), "{mode:?}");
+        assert_eq!(verifier(secret, mode).verify(&h, payload.as_bytes(), ts).map(drop), Ok(()), "{mode:?}");
     }
     assert_eq!(
         verifier(secret, SignatureMode::Hex).verify(&h, payload.as_bytes(), ts),
@@ -83,7 +83,7 @@ fn multi_signature_header_any_match_passes_and_other_versions_are_ignored() {
     let ts = base["timestamp"].as_i64().unwrap();
     let h = headers(base["msg_id"].as_str().unwrap(), &ts.to_string(), &header);
     let v = verifier(base["secret"].as_str().unwrap(), SignatureMode::Auto);
-    assert_eq!(v.verify(&h, base["payload"].as_str().unwrap().as_bytes(), ts), Ok(()));
+    assert_eq!(v.verify(&h, base["payload"].as_str().unwrap().as_bytes(), ts).map(drop), Ok(()));
 
     let decoys = multi["decoy_signatures"].as_array().unwrap();
     let only_decoys: Vec<_> = decoys.iter().map(|d| d.as_str().unwrap()).collect();
@@ -133,7 +133,7 @@ fn unpadded_secrets_are_accepted() {
             format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
         let unpadded = secret.trim_end_matches('=');
         let v = verifier(&format!("whsec_{unpadded}"), SignatureMode::Standard);
-        assert_eq!(v.verify(&headers("msg_1", "100", &sig), payload, 100), Ok(()), "{secret}");
+        assert_eq!(v.verify(&headers("msg_1", "100", &sig), payload, 100).map(drop), Ok(()), "{secret}");
     }
 }
 
@@ -150,15 +150,15 @@ fn root_vectors_in_both_modes() {
     let std_sig = root["modes"]["standard_webhooks"]["webhook-signature"].as_str().unwrap();
 
     let auto = verifier(secret, SignatureMode::Auto);
-    assert_eq!(auto.verify(&headers(id, ts_str, hex_sig), body, ts), Ok(()));
-    assert_eq!(auto.verify(&headers(id, ts_str, std_sig), body, ts), Ok(()));
+    assert_eq!(auto.verify(&headers(id, ts_str, hex_sig), body, ts).map(|m| m.mode), Ok("hex"));
+    assert_eq!(auto.verify(&headers(id, ts_str, std_sig), body, ts).map(|m| m.mode), Ok("standard"));
 
     let hex_only = verifier(secret, SignatureMode::Hex);
-    assert_eq!(hex_only.verify(&headers(id, ts_str, hex_sig), body, ts), Ok(()));
+    assert_eq!(hex_only.verify(&headers(id, ts_str, hex_sig), body, ts).map(|m| m.mode), Ok("hex"));
     assert_eq!(hex_only.verify(&headers(id, ts_str, std_sig), body, ts), Err(VerifyError::InvalidSignature));
 
     let std_only = verifier(secret, SignatureMode::Standard);
-    assert_eq!(std_only.verify(&headers(id, ts_str, std_sig), body, ts), Ok(()));
+    assert_eq!(std_only.verify(&headers(id, ts_str, std_sig), body, ts).map(|m| m.mode), Ok("standard"));
     assert_eq!(std_only.verify(&headers(id, ts_str, hex_sig), body, ts), Err(VerifyError::InvalidSignature));
 
     // Timestamps are checked both ways around the window.
@@ -166,7 +166,7 @@ fn root_vectors_in_both_modes() {
         auto.verify(&headers(id, ts_str, hex_sig), body, ts - 301),
         Err(VerifyError::StaleTimestamp { .. })
     ));
-    assert_eq!(auto.verify(&headers(id, ts_str, hex_sig), body, ts - 300), Ok(()));
+    assert_eq!(auto.verify(&headers(id, ts_str, hex_sig), body, ts - 300).map(drop), Ok(()));
 }
 
 #[test]
@@ -183,7 +183,8 @@ fn rotation_accepts_any_active_secret_and_headers_are_required() {
         300,
     )
     .unwrap();
-    assert_eq!(v.verify(&headers(id, ts_str, sig), body, ts), Ok(()));
+    // The second secret matched: reported by position, so operators see which one is in use.
+    assert_eq!(v.verify(&headers(id, ts_str, sig), body, ts).map(|m| (m.index, m.mode)), Ok((1, "standard")));
     assert!(!format!("{v:?}").contains("whsec_"));
 
     let mut h = headers(id, ts_str, sig);

@@ -193,3 +193,32 @@ ENOSPC (writes failing) before regbridge's own limit answers a clean 503 outbox_
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The listener's scheme, which also names the ports: https with tls.secretName, else http.
+*/}}
+{{- define "regbridge.scheme" -}}
+{{- ternary "https" "http" (not (empty .Values.tls.secretName)) }}
+{{- end }}
+
+{{/* Whether a client CA is configured (tls.clientCa from a Secret or a ConfigMap). */}}
+{{- define "regbridge.clientCa" -}}
+{{- with .Values.tls.clientCa }}{{ if or .secretName .configMapName }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/*
+Refuses TLS settings regbridge would stop on at start-up: a client CA without TLS of its own, or
+two sources for the one CA file.
+*/}}
+{{- define "regbridge.validateTls" -}}
+{{- $ca := .Values.tls.clientCa }}
+{{- if and $ca.secretName $ca.configMapName }}
+{{- fail "tls.clientCa: set secretName or configMapName, not both" }}
+{{- end }}
+{{- if and (include "regbridge.clientCa" .) (not .Values.tls.secretName) }}
+{{- fail "tls.clientCa needs tls.secretName: client certificates are checked by regbridge's own TLS" }}
+{{- end }}
+{{- if and (include "regbridge.clientCa" .) (not $ca.key) }}
+{{- fail "tls.clientCa.key must name the CA file's key" }}
+{{- end }}
+{{- end }}

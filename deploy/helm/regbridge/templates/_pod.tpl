@@ -4,10 +4,12 @@ only the outbox's storage differs between them, and that is decided here and in 
 claim template.
 */}}
 {{- define "regbridge.podTemplate" -}}
+{{- include "regbridge.validateTls" . -}}
 metadata:
   annotations:
-    {{- if .Values.routes }}
-    # Roll the pods when the routing rules change: regbridge reads routes.yaml only at start.
+    {{- if or .Values.routes .Values.endpoints }}
+    # Roll the pods when the routing rules or the endpoints change: regbridge reads its files
+    # only at start.
     checksum/routes: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
     {{- end }}
     {{- with .Values.podAnnotations }}
@@ -35,7 +37,7 @@ spec:
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args: ["serve"]
       ports:
-        - name: http
+        - name: {{ include "regbridge.scheme" . }}
           containerPort: {{ .Values.containerPort }}
           protocol: TCP
       env:
@@ -83,6 +85,21 @@ spec:
         - name: REGBRIDGE_ROUTES
           value: /etc/regbridge/routes.yaml
         {{- end }}
+        {{- if .Values.endpoints }}
+        - name: REGBRIDGE_CONFIG
+          value: /etc/regbridge-config/regbridge.yaml
+        {{- end }}
+        {{- if .Values.tls.secretName }}
+        # TLS: the mounted Secret's files, re-read by regbridge when the kubelet swaps in a renewal.
+        - name: REGBRIDGE_TLS_CERT
+          value: /etc/regbridge-tls/tls.crt
+        - name: REGBRIDGE_TLS_KEY
+          value: /etc/regbridge-tls/tls.key
+        {{- if include "regbridge.clientCa" . }}
+        - name: REGBRIDGE_TLS_CLIENT_CA
+          value: {{ printf "/etc/regbridge-client-ca/%s" .Values.tls.clientCa.key | quote }}
+        {{- end }}
+        {{- end }}
         {{- with .Values.existingSecret }}
         {{- $secret := . }}
         {{- $keys := $.Values.secretKeys }}
@@ -111,17 +128,20 @@ spec:
       startupProbe:
         httpGet:
           path: /healthz
-          port: http
+          port: {{ include "regbridge.scheme" . }}
+          scheme: {{ include "regbridge.scheme" . | upper }}
         {{- toYaml .Values.probes.startup | nindent 8 }}
       livenessProbe:
         httpGet:
           path: /healthz
-          port: http
+          port: {{ include "regbridge.scheme" . }}
+          scheme: {{ include "regbridge.scheme" . | upper }}
         {{- toYaml .Values.probes.liveness | nindent 8 }}
       readinessProbe:
         httpGet:
           path: /readyz
-          port: http
+          port: {{ include "regbridge.scheme" . }}
+          scheme: {{ include "regbridge.scheme" . | upper }}
         {{- toYaml .Values.probes.readiness | nindent 8 }}
       {{- if gt (int .Values.preStopSleepSeconds) 0 }}
       lifecycle:
@@ -151,6 +171,23 @@ spec:
           mountPath: /etc/regbridge
           readOnly: true
         {{- end }}
+        {{- if .Values.endpoints }}
+        - name: config
+          mountPath: /etc/regbridge-config
+          readOnly: true
+        {{- end }}
+        {{- if .Values.tls.secretName }}
+        # Whole directories, never subPath: a subPath mount is not updated when the Secret is, and
+        # the renewed certificate would never reach regbridge.
+        - name: tls
+          mountPath: /etc/regbridge-tls
+          readOnly: true
+        {{- if include "regbridge.clientCa" . }}
+        - name: client-ca
+          mountPath: /etc/regbridge-client-ca
+          readOnly: true
+        {{- end }}
+        {{- end }}
   volumes:
     - name: data
       emptyDir:
@@ -175,6 +212,27 @@ spec:
     - name: routes
       configMap:
         name: {{ include "regbridge.fullname" . }}-routes
+    {{- end }}
+    {{- if .Values.endpoints }}
+    - name: config
+      configMap:
+        name: {{ include "regbridge.fullname" . }}-config
+    {{- end }}
+    {{- if .Values.tls.secretName }}
+    - name: tls
+      secret:
+        secretName: {{ .Values.tls.secretName }}
+    {{- with .Values.tls.clientCa }}
+    {{- if .secretName }}
+    - name: client-ca
+      secret:
+        secretName: {{ .secretName }}
+    {{- else if .configMapName }}
+    - name: client-ca
+      configMap:
+        name: {{ .configMapName }}
+    {{- end }}
+    {{- end }}
     {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
