@@ -152,7 +152,7 @@ fn media_of(dialect: &str, file: &Path) -> MediaType {
 }
 
 /// Normalizes `body` as `dialect` would on an unauthenticated endpoint, `data.original` kept.
-fn run(
+pub(super) fn run(
     dialect: &super::DialectSpec,
     media: MediaType,
     body: &[u8],
@@ -332,16 +332,8 @@ fn bytes_that_are_not_utf8_are_refused_in_fields_a_dialect_skips_or_reads() {
         let body = [head.as_bytes(), bad, tail.as_bytes()].concat();
         let body = body.as_slice();
         let dialect = super::by_name(name).unwrap();
-        let req = UnverifiedRequest {
-            headers: &Default::default(),
-            query: "",
-            media,
-            body: Bytes::copy_from_slice(body),
-            now: 0,
-        };
-        let verified = Verifier::Unauthenticated.verify(req).unwrap();
         let offset = std::str::from_utf8(body).unwrap_err().valid_up_to();
-        match normalize(dialect, name, &verified, true, super::Reading::default()) {
+        match run(dialect, media, body) {
             Err(e @ super::DialectError::NotUtf8 { .. }) => {
                 assert_eq!(e.reason(), "invalid_json");
                 assert!(e.to_string().contains(&format!("byte {offset}")), "{e}");

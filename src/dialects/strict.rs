@@ -4,10 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
-use super::{normalize, DialectSpec, MediaType, Normalized, REGISTRY};
-use crate::verify::{UnverifiedRequest, Verifier};
+use super::{DialectSpec, MediaType, Normalized, REGISTRY};
 
 /// Every JSON fixture, with the registry it is a payload of (its folder, or for the shared
 /// folders the vendor its name starts with).
@@ -55,16 +52,9 @@ fn shares_format(dialect: &str, vendor: &str, body: &[u8]) -> bool {
     }
 }
 
+/// What `dialect` makes of `body`, or `None` when it refuses it.
 fn run(dialect: &DialectSpec, media: MediaType, body: &[u8]) -> Option<Normalized> {
-    let req = UnverifiedRequest {
-        headers: &Default::default(),
-        query: "",
-        media,
-        body: Bytes::copy_from_slice(body),
-        now: 0,
-    };
-    let verified = Verifier::Unauthenticated.verify(req).unwrap();
-    normalize(dialect, dialect.name, &verified, false, super::Reading::default()).ok().map(|n| n.normalized)
+    super::properties::run(dialect, media, body).ok().map(|n| n.normalized)
 }
 
 #[test]

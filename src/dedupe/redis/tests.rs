@@ -1,3 +1,5 @@
+use bytes::Bytes;
+
 use super::*;
 
 /// The test Redis (`scripts/brokers up` starts it and prints `REGBRIDGE_TEST_REDIS`).
