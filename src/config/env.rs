@@ -69,8 +69,18 @@ pub fn duration(v: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         other => return Err(format!("unknown duration unit `{other}` in `{v}` (ms, s, m, h)")),
     };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{v}` is too long a duration"))
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("`{v}` is too long a duration (at most 100 years)"))
 }
+
+/// The longest duration a setting may take. Each one is added to a clock reading somewhere
+/// (actix's header and keep-alive deadlines, tokio's timers, the shutdown deadline), which panics
+/// once the sum passes 2^63 s: `REGBRIDGE_KEEP_ALIVE=9999999999999999999` passed `check-config`
+/// and then every connection panicked its worker. A century is far below that and far above
+/// anything a setting means; the `config` fuzz target checks every loaded duration against a clock.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Bytes, with an optional `KiB`/`MiB`/`GiB`/`KB`/`MB`/`GB` suffix.
 pub fn size(v: &str) -> Result<usize, String> {

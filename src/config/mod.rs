@@ -126,6 +126,10 @@ pub const DEFAULT_MAX_UPLOADS_PER_ADDRESS: u32 = 64;
 pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 256;
 pub const DEFAULT_RATE: u32 = 1000;
 pub const DEFAULT_TOLERANCE: u64 = 300;
+/// The most a count may be that becomes a semaphore's permits (requests in flight, uploads):
+/// tokio panics beyond it, which `REGBRIDGE_MAX_IN_FLIGHT=18446744073709551615` did at start-up
+/// after `check-config` had passed it.
+const MAX_PERMITS: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
 /// Built-in endpoint names and the variable holding each one's credentials: every dialect with
 /// a variable of its own.
@@ -166,6 +170,12 @@ impl Config {
                 .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
         if max_in_flight == 0 {
             return Err(ConfigError::invalid("REGBRIDGE_MAX_IN_FLIGHT", "must be greater than 0"));
+        }
+        if max_in_flight > MAX_PERMITS {
+            return Err(ConfigError::invalid(
+                "REGBRIDGE_MAX_IN_FLIGHT",
+                format!("must be at most {MAX_PERMITS}"),
+            ));
         }
         let limits = limits(env, &file)?;
         let publish_timeout = layered(
@@ -355,6 +365,7 @@ fn limits(env: &Env, file: &file::FileConfig) -> Result<Limits, ConfigError> {
     .unwrap_or(default)
     {
         0 => Err(ConfigError::invalid(var, "must be greater than 0")),
+        n if n > MAX_PERMITS => Err(ConfigError::invalid(var, format!("must be at most {MAX_PERMITS}"))),
         n => Ok(n),
     };
     let per_address = |var: &str, key: &str, from: &Option<String>, default: u32| {

@@ -172,6 +172,38 @@ fn value_parsers() {
 }
 
 #[test]
+fn durations_too_long_for_a_deadline_are_refused_at_load() {
+    // Each was accepted once, and then actix added it to `Instant::now()` on every connection
+    // (or the shutdown did, once): an overflow panic instead of a start-up error.
+    for var in [
+        "REGBRIDGE_HEADER_TIMEOUT",
+        "REGBRIDGE_KEEP_ALIVE",
+        "REGBRIDGE_BODY_TIMEOUT",
+        "REGBRIDGE_PUBLISH_TIMEOUT",
+        "REGBRIDGE_SHUTDOWN_TIMEOUT",
+    ] {
+        let e = err(&[(var, "9999999999999999999")]);
+        assert!(e.starts_with(var) && e.contains("too long a duration"), "{e}");
+    }
+    assert!(env::duration("2562047788015216h").is_err());
+    let century = Duration::from_secs(100 * 365 * 24 * 3600);
+    assert_eq!(env::duration("876000h").unwrap(), century);
+    assert!(std::time::Instant::now().checked_add(century).is_some());
+}
+
+#[test]
+fn counts_that_become_semaphore_permits_are_bounded_at_load() {
+    // Each passed check-config once, and then tokio's `Semaphore::new` panicked at start-up.
+    let max = tokio::sync::Semaphore::MAX_PERMITS;
+    for var in ["REGBRIDGE_MAX_IN_FLIGHT", "REGBRIDGE_MAX_UPLOADS", "REGBRIDGE_MAX_EVENTS_PER_REQUEST"] {
+        let e = err(&[(var, &(max + 1).to_string())]);
+        assert!(e.starts_with(var) && e.contains(&format!("at most {max}")), "{e}");
+        let c = load(&[(var, &max.to_string())]);
+        assert!(c.max_in_flight == max || c.max_uploads == max || c.max_events_per_request == max);
+    }
+}
+
+#[test]
 fn the_limits_on_slow_senders_have_defaults_and_come_from_env_or_file() {
     let c = load(&[]);
     assert_eq!(

@@ -28,6 +28,7 @@ mod nexus;
 mod otel;
 mod outage;
 mod outbox;
+mod properties;
 mod quay;
 mod root;
 mod stalled;
