@@ -159,6 +159,16 @@ pub async fn post_refused_then_accepted(
     app.post(&path, &all, body.to_vec()).await
 }
 
+/// A payload acknowledged without an event (a package that is no container image): `202
+/// not_an_artifact`, and the events file still holds the `published` events before it.
+#[track_caller]
+pub fn assert_not_an_artifact(app: &helpers::TestApp, file: &str, reply: &helpers::Reply, published: usize) {
+    assert_eq!(reply.status, 202, "{file}: {:?}", reply.body);
+    let want = serde_json::json!({ "status": "ignored", "reason": "not_an_artifact", "skipped": 1 });
+    assert_eq!(reply.body, want, "{file}");
+    assert_eq!(app.events().len(), published, "{file}");
+}
+
 /// The `.json` files under `tests/fixtures/<dir>`, its subfolders included (`converted/x.json`),
 /// sorted: what a vendor's case table must cover.
 pub fn json_files(dir: &str) -> Vec<String> {
