@@ -10,34 +10,33 @@
 //! `cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 2` runs it in about a
 //! minute and a half; a filter such as `-- verify/` runs one group.
 
-use std::hint::black_box;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use std::hint::black_box;
+
+use actix_web::http::header::HeaderMap;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 
+use common::{
+    headers, hmac_tag, normalize_and_build, padded_root, request, root_event, sign_standard, unauthenticated,
+    webhook_headers, HARBOR_DEFAULT, ROOT_E2E, SECRET,
+};
 use regbridge::dialects::{self, DialectSpec, MediaType, Normalized};
-use regbridge::event::{self, kinds, CloudEvent, Envelope, Occurrence};
+use regbridge::event::kinds;
 use regbridge::route::{RouteInput, Router};
 use regbridge::sinks::{self, amqp, file, kafka, nats, ContentMode, Delivery, Target};
 use regbridge::verify::{
-    AuthorizationHeader, QueryToken, SignatureMode, StandardWebhooks, UnverifiedRequest, VerifiedRequest,
-    Verifier,
+    AuthorizationHeader, QueryToken, SignatureMode, StandardWebhooks, VerifiedRequest, Verifier,
 };
 
 // ---------------------------------------------------------------------------------------------
-// Fixtures and constants shared by the groups.
+// Fixtures and constants shared by the groups (Root's e2e event, Harbor's Default push, the
+// signing secret: `common`).
 // ---------------------------------------------------------------------------------------------
 
-/// Root's structured CloudEvent as its e2e workflow sends it (309 bytes).
-const ROOT_E2E: &[u8] = include_bytes!("../tests/fixtures/root/image-created.e2e-rendered.json");
-const HARBOR_DEFAULT: &[u8] = include_bytes!("../tests/fixtures/harbor/push_artifact.default.json");
 const HARBOR_CE: &[u8] = include_bytes!("../tests/fixtures/harbor/push_artifact.cloudevents.fixed.json");
 const HARBOR_SCAN: &[u8] =
     include_bytes!("../tests/fixtures/harbor/synthetic/scanning_completed.default.with-vulns.json");
@@ -60,39 +59,12 @@ routes:
     to: [{ sink: file }]
 "#;
 
-/// The dummy secret of `tests/fixtures/root/signed-requests.json`, and its message id/timestamp.
-const SECRET: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const MSG_ID: &str = "whmsg_e2e_1234567890";
-const TIMESTAMP: i64 = 1_774_791_612;
 /// Size of the padded Root body: the load harness (`benches/load`) sends ~1 KB Root webhooks.
 const PADDED_LEN: usize = 1024;
-/// Every real request carries a W3C trace context (incoming or freshly started), which
-/// `event::build` copies into the `traceparent` extension; the benchmarks do the same.
-const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-
-type HmacSha256 = Hmac<Sha256>;
 
 // ---------------------------------------------------------------------------------------------
-// Setup helpers (never called inside a timed closure).
+// Setup helpers (never called inside a timed closure); the shared ones are in `common`.
 // ---------------------------------------------------------------------------------------------
-
-/// HMAC-SHA256 over Standard Webhooks' signed content `<id>.<timestamp>.<body>`.
-fn hmac_tag(key: &[u8], body: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(format!("{MSG_ID}.{TIMESTAMP}.").as_bytes());
-    mac.update(body);
-    mac.finalize().into_bytes().into()
-}
-
-/// The specification's key: the secret after `whsec_`, base64-decoded.
-fn standard_key(secret: &str) -> Vec<u8> {
-    B64.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).expect("test secrets are base64")
-}
-
-/// `v1,<base64>` as the specification (and its official libraries) send it.
-fn sign_standard(secret: &str, body: &[u8]) -> String {
-    format!("v1,{}", B64.encode(hmac_tag(&standard_key(secret), body)))
-}
 
 /// `v1,<hex>` as Root's reference receiver expects it: keyed with the whole secret string.
 fn sign_root_hex(secret: &str, body: &[u8]) -> String {
@@ -104,66 +76,6 @@ fn other_secret(seed: u8) -> String {
     format!("whsec_{}", B64.encode([seed; 32]))
 }
 
-fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (name, value) in pairs {
-        h.insert(HeaderName::from_static(name), HeaderValue::from_str(value).expect("ASCII header value"));
-    }
-    h
-}
-
-fn webhook_headers(signature: &str) -> HeaderMap {
-    let ts = TIMESTAMP.to_string();
-    headers(&[("webhook-id", MSG_ID), ("webhook-timestamp", &ts), ("webhook-signature", signature)])
-}
-
-/// The Root fixture padded to exactly [`PADDED_LEN`] bytes with an extra `data.padding` string, so
-/// it stays a valid Root event (the dialect ignores unknown fields).
-fn padded_root() -> Bytes {
-    let text = std::str::from_utf8(ROOT_E2E).expect("UTF-8 fixture").trim_end();
-    let head = text.strip_suffix("}}").expect("the fixture ends with `data` and the event closing");
-    let frame = head.len() + r#","padding":""}}"#.len();
-    let body = format!(r#"{head},"padding":"{}"}}}}"#, "x".repeat(PADDED_LEN - frame));
-    assert_eq!(body.len(), PADDED_LEN);
-    serde_json::from_str::<serde_json::Value>(&body).expect("padded body is still JSON");
-    Bytes::from(body)
-}
-
-/// A request as the ingress hands it to the verifier. Building it is a few pointer copies and
-/// (for owned bodies) one reference-count increment, so it is done inside the timed closures.
-fn request<'a>(
-    headers: &'a HeaderMap,
-    query: &'a str,
-    media: MediaType,
-    body: &Bytes,
-) -> UnverifiedRequest<'a> {
-    UnverifiedRequest { headers, query, media, body: body.clone(), now: TIMESTAMP }
-}
-
-/// What the normalize group runs per request, as the ingress handler does it: the dialect reads
-/// the body (Root straight into its structs, the others through one JSON tree), then one
-/// CloudEvent per occurrence, wrapped in `Arc` for routing. With `include_original` the body is
-/// compacted once into `data.original` and spliced into every event's `data`.
-fn normalize_and_build(
-    dialect: &DialectSpec,
-    endpoint: &str,
-    verified: &VerifiedRequest<'_>,
-    include_original: bool,
-) -> Vec<Arc<CloudEvent>> {
-    let dialects::Normalization { normalized, original, .. } =
-        dialects::normalize(dialect, endpoint, verified, include_original, dialects::Reading::default())
-            .expect("fixture normalizes");
-    let Normalized::Events(occurrences) = normalized else { panic!("fixture maps to events") };
-    let envelope = Envelope {
-        endpoint,
-        registry: dialect.name,
-        source: None,
-        traceparent: Some(TRACEPARENT),
-        tracestate: None,
-    };
-    occurrences.iter().map(|occ| Arc::new(event::build(occ, &envelope, original.as_ref()))).collect()
-}
-
 /// One of the normalize cases: a dialect, its built-in endpoint name and an already verified body.
 struct Case {
     id: &'static str,
@@ -173,29 +85,10 @@ struct Case {
     len: usize,
 }
 
-/// The headers of the normalize cases' requests: none.
-static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
-
 fn case(id: &'static str, dialect: &str, media: MediaType, body: &'static [u8]) -> Case {
     let dialect = dialects::by_name(dialect).expect("built-in dialect");
-    // `Unauthenticated` is the only public way to a `VerifiedRequest` without signing the body.
-    let verified = Verifier::Unauthenticated
-        .verify(request(&NO_HEADERS, "", media, &Bytes::from_static(body)))
-        .expect("an unauthenticated endpoint accepts everything");
+    let verified = unauthenticated(media, Bytes::from_static(body));
     Case { id, dialect, endpoint: dialect.name, verified, len: body.len() }
-}
-
-/// The normalized Root e2e event (original on, trace context set), plus its occurrence.
-fn root_event() -> (Arc<CloudEvent>, Occurrence) {
-    let c = case("root", "root", MediaType::CloudEvents, ROOT_E2E);
-    let normalized =
-        dialects::normalize(c.dialect, c.endpoint, &c.verified, false, dialects::Reading::default())
-            .expect("fixture")
-            .normalized;
-    let Normalized::Events(mut occurrences) = normalized else { panic!("Root maps to events") };
-    let events = normalize_and_build(c.dialect, c.endpoint, &c.verified, true);
-    assert_eq!((events.len(), occurrences.len()), (1, 1));
-    (events[0].clone(), occurrences.remove(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,7 +103,7 @@ fn root_event() -> (Arc<CloudEvent>, Occurrence) {
 /// Root (hex) cases each compute exactly one HMAC per secret.
 fn bench_verify(c: &mut Criterion) {
     let mut g = c.benchmark_group("verify");
-    let bodies = [("309B", Bytes::from_static(ROOT_E2E)), ("1KiB", padded_root())];
+    let bodies = [("309B", Bytes::from_static(ROOT_E2E)), ("1KiB", padded_root(PADDED_LEN))];
     let previous = [other_secret(1), other_secret(2), other_secret(3)];
 
     for (size, body) in &bodies {
@@ -425,12 +318,7 @@ fn bench_route(c: &mut Criterion) {
 
 criterion_group! {
     name = hot_path;
-    // Short defaults so the whole file runs in about a minute and a half; 50 samples still give
-    // stable medians for these sub-10 µs routines. Command-line options override all of these.
-    config = Criterion::default()
-        .sample_size(50)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2));
+    config = common::short_config();
     targets = bench_verify, bench_normalize, bench_encode, bench_route
 }
 criterion_main!(hot_path);

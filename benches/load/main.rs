@@ -96,6 +96,11 @@ struct Cli {
     /// `callgrind_annotate`); by default they go with the scratch directory.
     #[arg(long, requires = "instructions")]
     profiles: Option<PathBuf>,
+    /// With --instructions: compare each scenario's instructions per webhook with this earlier
+    /// run's `--json` file (the regression check between commits; `benches/load/baseline.json`
+    /// is the last recorded one).
+    #[arg(long, requires = "instructions", value_name = "FILE")]
+    baseline: Option<PathBuf>,
     /// A librdkafka setting (`linger.ms=0`) for regbridge's producer and the direct producer
     /// alike, on top of regbridge's defaults; repeatable. For comparing producer settings.
     #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting)]
@@ -389,7 +394,19 @@ async fn run(mut cli: Cli, binary: PathBuf) -> ExitCode {
              (records above distinct are redelivered copies)."
         );
     }
-    let checks = report::targets(&rows);
+    let mut checks = report::targets(&rows);
+    if let Some(path) = &cli.baseline {
+        match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(baseline) => checks.extend(report::against_baseline(&rows, &baseline)),
+            Err(e) => {
+                eprintln!("load: FAIL: reading the baseline {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if !checks.is_empty() {
         println!("\nratios and targets:");
         for (line, verdict) in &checks {
@@ -496,6 +513,9 @@ async fn regbridge_scenario(ctx: &Ctx, sink: Sink, conns: usize) -> Row {
         .env("REGBRIDGE_OUTBOX_DIR", ctx.dir.path().join(format!("outbox-{label}")))
         // The service's default level, whatever the caller's RUST_LOG says.
         .env("RUST_LOG", "info")
+        // Every connection comes from 127.0.0.1: an operator whose one sender opens more than the
+        // default 256 connections raises the per-address limit the same way.
+        .env("REGBRIDGE_MAX_CONNECTIONS_PER_ADDRESS", conns.max(256).to_string())
         .envs(dest.env());
     if sink == Sink::Kafka {
         // regbridge's pass-through: REGBRIDGE_KAFKA_LINGER_MS → linger.ms.

@@ -263,121 +263,161 @@ pub fn instructions_table(rows: &[Row], markdown: bool) -> String {
     out
 }
 
-/// The ratio lines and whether each target holds, as (line, verdict) pairs; verdict `None` when
-/// the rows needed were not measured. Under `--instructions` only the CPU ratio means anything.
+/// What the table in the README measured before this round, per sink: peak RSS MB, idle RSS MB
+/// and the slowest ready time in ms. A target is "no worse", with 5 % allowed for the spread
+/// between runs of the same build.
+const PREVIOUS: [(&str, f64, f64, Option<f64>); 4] = [
+    ("kafka", 54.9, 15.0, None),
+    ("nats", 51.6, 13.5, None),
+    ("amqp", 46.9, 14.2, None),
+    ("file", 49.2, 12.4, Some(8.7)),
+];
+const SPREAD: f64 = 1.05;
+
+/// The limit on regbridge's CPU per webhook ÷ what the ends cost on their own (the bare request,
+/// plus the direct client's record for a broker), at the connection counts below.
+const OWN_CPU_LIMIT: f64 = 1.3;
+const OWN_CPU_AT: [usize; 2] = [128, 512];
+/// Kafka's req/s at 512 connections ÷ the bare server's.
+const KAFKA_RPS_LIMIT: f64 = 0.6;
+
+/// The direct client a sink's CPU is compared with; `None` for the file sink.
+fn ceiling(sink: &str) -> Option<Target> {
+    match sink {
+        "kafka" => Some(Target::KafkaProducer),
+        "nats" => Some(Target::NatsPublisher),
+        "amqp" => Some(Target::AmqpPublisher),
+        _ => None,
+    }
+}
+
+/// regbridge's CPU per webhook ÷ (bare CPU per request + the direct client's CPU per record).
+fn own_cpu_ratio(rows: &[Row], r: &Row) -> Option<f64> {
+    let bare = find(rows, Target::BareHttp, r.concurrency)?.cpu_us?;
+    let direct = match ceiling(r.sink) {
+        Some(c) => find(rows, c, r.concurrency)?.cpu_us?,
+        None => 0.0,
+    };
+    Some(r.cpu_us? / (bare + direct))
+}
+
+fn worst(v: impl Iterator<Item = f64>) -> Option<f64> {
+    v.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+}
+
+/// The ratio lines and whether each target holds, as (line, verdict) pairs; verdict `None` for a
+/// line that is not a target, or when the rows it needs were not measured. Under
+/// `--instructions` only the ratio to the bare server means anything (no ceilings run).
 pub fn targets(rows: &[Row]) -> Vec<(String, Option<bool>)> {
     let counted = rows.iter().any(|r| r.instructions.is_some());
     let mut out = Vec::new();
     let reg: Vec<&Row> = rows.iter().filter(|r| r.target == Target::Regbridge && r.error.is_none()).collect();
     let mut sinks: Vec<&str> = reg.iter().map(|r| r.sink).collect();
     sinks.dedup();
+    let f2 = |v: f64| format!("{v:.2}");
     for sink in &sinks {
         let of = |c: Option<usize>| {
             reg.iter().filter(move |r| r.sink == *sink && c.is_none_or(|c| r.concurrency == c))
         };
-        let worst = of(None)
-            .filter_map(|r| cpu_ratio(rows, r))
-            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-        let per: Vec<String> = of(None)
-            .map(|r| format!("{}: {}", r.concurrency, opt(cpu_ratio(rows, r), |v| format!("{v:.2}"))))
-            .collect();
+        let per = |f: &dyn Fn(&Row) -> Option<f64>| -> String {
+            of(None).map(|r| format!("{}: {}", r.concurrency, opt(f(r), f2))).collect::<Vec<_>>().join(", ")
+        };
         out.push((
             format!(
-                "{sink}: CPU/webhook ÷ bare CPU/request ≤ 2.0{} (per conns {}; worst {})",
+                "{sink}: CPU/webhook ÷ bare CPU/request{} (per conns {})",
                 if counted { ", in instructions" } else { "" },
-                per.join(", "),
-                opt(worst, |v| format!("{v:.2}"))
+                per(&|r| cpu_ratio(rows, r))
             ),
-            worst.map(|w| w <= 2.0),
+            None,
         ));
         if counted {
             continue;
         }
-        let at512 = of(Some(512)).next().and_then(|r| rps_ratio(rows, r));
-        out.push((
-            format!(
-                "{sink}: req/s at 512 ÷ bare req/s at 512 ≥ 0.45 ({})",
-                opt(at512, |v| format!("{v:.2}"))
-            ),
-            at512.map(|v| v >= 0.45),
-        ));
-        let peak = of(None).filter_map(|r| r.foot.peak_rss_kib).max();
-        out.push((
-            format!(
-                "{sink}: peak RSS ≤ 64 MB (max {} MB)",
-                opt(peak, |k| format!("{:.1}", k as f64 / 1024.0))
-            ),
-            peak.map(|k| k <= 64 * 1024),
-        ));
-        let idle = of(None).filter_map(|r| r.foot.idle_rss_kib).max();
-        out.push((
-            format!(
-                "{sink}: idle RSS ≤ 20 MB (max {} MB)",
-                opt(idle, |k| format!("{:.1}", k as f64 / 1024.0))
-            ),
-            idle.map(|k| k <= 20 * 1024),
-        ));
-        if *sink == "kafka" {
-            let p99 = of(Some(128)).next().and_then(|r| r.pct).map(|p| p[1]);
-            out.push((
-                format!("kafka: p99 at 128 conns ≤ 5 ms ({} ms)", opt(p99, |v| format!("{v:.2}"))),
-                p99.map(|v| v <= 5.0),
-            ));
-        }
-        if *sink == "file" {
-            let ready = of(None).filter_map(|r| r.foot.ready).max();
-            out.push((
-                format!(
-                    "file: ready ≤ 100 ms (slowest {} ms)",
-                    opt(ready, |d| format!("{:.1}", d.as_secs_f64() * 1e3))
-                ),
-                ready.map(|d| d.as_millis() <= 100),
-            ));
-        }
-        let ceiling = match *sink {
-            "kafka" => Some(Target::KafkaProducer),
-            "nats" => Some(Target::NatsPublisher),
-            "amqp" => Some(Target::AmqpPublisher),
-            _ => None,
+        let ends = match ceiling(sink) {
+            Some(c) => format!("(bare CPU/request + {} CPU/record)", c.name()),
+            None => "bare CPU/request".to_owned(),
         };
-        if let Some(ceiling) = ceiling {
-            let per: Vec<String> = of(None)
-                .filter_map(|r| {
-                    Some(format!("{}: {:.2}", r.concurrency, r.rps / find(rows, ceiling, r.concurrency)?.rps))
-                })
-                .collect();
-            if !per.is_empty() {
-                out.push((
-                    format!(
-                        "{sink}: regbridge req/s ÷ {} records/s (per conns {})",
-                        ceiling.name(),
-                        per.join(", ")
-                    ),
-                    None,
-                ));
-            }
-            // What the HTTP ceiling and the broker ceiling cost together: a webhook pays both
-            // before regbridge adds anything of its own (verification, parsing, the event).
-            let per: Vec<String> = of(None)
-                .filter_map(|r| {
-                    let bare = find(rows, Target::BareHttp, r.concurrency)?.cpu_us?;
-                    let direct = find(rows, ceiling, r.concurrency)?.cpu_us?;
-                    Some(format!("{}: {:.2}", r.concurrency, r.cpu_us? / (bare + direct)))
-                })
-                .collect();
-            if !per.is_empty() {
-                out.push((
-                    format!(
-                        "{sink}: regbridge CPU/webhook ÷ (bare CPU/request + {} CPU/record) (per conns {})",
-                        ceiling.name(),
-                        per.join(", ")
-                    ),
-                    None,
-                ));
-            }
+        let at: Vec<f64> = OWN_CPU_AT
+            .iter()
+            .filter_map(|c| of(Some(*c)).next().and_then(|r| own_cpu_ratio(rows, r)))
+            .collect();
+        out.push((
+            format!(
+                "{sink}: CPU/webhook ÷ {ends} ≤ {OWN_CPU_LIMIT} at 128 and 512 conns (per conns {})",
+                per(&|r| own_cpu_ratio(rows, r))
+            ),
+            (at.len() == OWN_CPU_AT.len()).then(|| at.iter().all(|v| *v <= OWN_CPU_LIMIT)),
+        ));
+        let at512 = of(Some(512)).next().and_then(|r| rps_ratio(rows, r));
+        let kafka = *sink == "kafka";
+        out.push((
+            format!(
+                "{sink}: req/s at 512 ÷ bare req/s at 512{} ({})",
+                if kafka { format!(" ≥ {KAFKA_RPS_LIMIT}") } else { String::new() },
+                opt(at512, f2)
+            ),
+            at512.filter(|_| kafka).map(|v| v >= KAFKA_RPS_LIMIT),
+        ));
+        if let Some(c) = ceiling(sink) {
+            let direct = |r: &Row| Some(r.rps / find(rows, c, r.concurrency)?.rps);
+            out.push((format!("{sink}: req/s ÷ {} records/s (per conns {})", c.name(), per(&direct)), None));
+        }
+        let previous = PREVIOUS.iter().find(|p| p.0 == *sink);
+        let mb = |k: u64| k as f64 / 1024.0;
+        let no_worse = |what: &str, now: Option<f64>, before: Option<f64>, unit: &str| {
+            let limit = before.map(|b| b * SPREAD);
+            (
+                format!(
+                    "{sink}: {what} no worse than before ({} {unit} now, {} before, limit {})",
+                    opt(now, |v| format!("{v:.1}")),
+                    opt(before, |v| format!("{v:.1}")),
+                    opt(limit, |v| format!("{v:.1}"))
+                ),
+                now.zip(limit).map(|(n, l)| n <= l),
+            )
+        };
+        let peak = of(None).filter_map(|r| r.foot.peak_rss_kib).max().map(mb);
+        out.push(no_worse("peak RSS", peak, previous.map(|p| p.1), "MB"));
+        let idle = of(None).filter_map(|r| r.foot.idle_rss_kib).max().map(mb);
+        out.push(no_worse("idle RSS", idle, previous.map(|p| p.2), "MB"));
+        if let Some(before) = previous.and_then(|p| p.3) {
+            let ready = worst(of(None).filter_map(|r| r.foot.ready).map(|d| d.as_secs_f64() * 1e3));
+            out.push(no_worse("ready time", ready, Some(before), "ms"));
+        }
+        if kafka {
+            let p99 = of(Some(128)).next().and_then(|r| r.pct).map(|p| p[1]);
+            out.push((format!("kafka: p99 at 128 conns ({} ms)", opt(p99, f2)), None));
         }
     }
     out
+}
+
+/// `--instructions --baseline FILE`: instructions per webhook against an earlier run's `--json`
+/// file, scenario by scenario. Counts repeat to 0.1 % between runs of one build, so anything
+/// beyond the allowance is the code's doing.
+pub fn against_baseline(rows: &[Row], baseline: &Value) -> Vec<(String, Option<bool>)> {
+    const ALLOWED: f64 = 1.02;
+    let before = |r: &Row| {
+        baseline["results"].as_array()?.iter().find_map(|b| {
+            (b["target"] == r.target.name() && b["sink"] == r.sink && b["concurrency"] == r.concurrency)
+                .then(|| b["instructions_per_op"].as_f64())
+                .flatten()
+        })
+    };
+    rows.iter()
+        .filter_map(|r| {
+            let (now, then) = (r.instructions?, before(r));
+            let line = format!(
+                "{} {} at {}: instructions/webhook ≤ baseline + 2 % ({now:.0} now, {} before, {})",
+                r.target.name(),
+                r.sink,
+                r.concurrency,
+                opt(then, |v| format!("{v:.0}")),
+                opt(then, |v| format!("{:+.1} %", (now / v - 1.0) * 100.0)),
+            );
+            Some((line, then.map(|t| now <= t * ALLOWED)))
+        })
+        .collect()
 }
 
 pub fn json(rows: &[Row], meta: Value) -> Value {

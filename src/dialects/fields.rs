@@ -183,10 +183,21 @@ pub(crate) fn deeper_than(json: &[u8], max: usize) -> Option<usize> {
         // Closing brackets between here and there.
         depth = depth.saturating_sub(json[i..n].iter().filter(|b| matches!(b, b']' | b'}')).count());
         if json[n] == b'"' {
-            // To the closing quote: past every backslash-escaped character.
+            // To the closing quote, jumping from one quote or backslash to the next (a body is
+            // mostly long strings); a backslash takes the character after it along.
             let mut j = n + 1;
-            while j < json.len() && json[j] != b'"' {
-                j += if json[j] == b'\\' { 2 } else { 1 };
+            loop {
+                match memchr::memchr2(b'"', b'\\', json.get(j..).unwrap_or_default()) {
+                    Some(k) if json[j + k] == b'\\' => j += k + 2,
+                    Some(k) => {
+                        j += k;
+                        break;
+                    }
+                    None => {
+                        j = json.len();
+                        break;
+                    }
+                }
             }
             i = j + 1;
         } else {

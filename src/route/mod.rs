@@ -3,24 +3,27 @@
 //! Every matching rule delivers (fan-out) unless a matching rule is `final`. Without a rules file
 //! every event goes to every configured sink at that sink's default destination.
 
+mod index;
 mod rules;
 mod template;
 
 use std::path::Path;
 
-use regex::Regex;
 use serde_json::{json, Value};
 
 pub use template::{Template, Values};
 
 use crate::event::Occurrence;
 use crate::sinks::{self, ContentMode, SinkSpec, Target};
+use index::{Criteria, Index, Probe};
 use rules::{OneOrMany, RulesFile, TargetSpec};
 
 /// The compiled rules.
 #[derive(Debug)]
 pub struct Router {
     rules: Vec<Rule>,
+    /// Which rules an event matches, looked up for all rules at once.
+    index: Index,
     /// Content mode of targets that do not name one (`REGBRIDGE_CONTENT_MODE`).
     default_mode: ContentMode,
 }
@@ -28,11 +31,6 @@ pub struct Router {
 #[derive(Debug)]
 struct Rule {
     name: String,
-    endpoint: Vec<String>,
-    registry: Vec<String>,
-    ty: Vec<Regex>,
-    repository: Vec<Regex>,
-    tag: Option<Regex>,
     targets: Vec<CompiledTarget>,
     is_final: bool,
 }
@@ -86,17 +84,10 @@ impl Router {
                 mode: None,
             })
             .collect();
-        let all = Rule {
-            name: "default".into(),
-            endpoint: vec![],
-            registry: vec![],
-            ty: vec![],
-            repository: vec![],
-            tag: None,
-            targets,
-            is_final: false,
-        };
-        Self { rules: vec![all], default_mode: ContentMode::Binary }
+        let all = Rule { name: "default".into(), targets, is_final: false };
+        let open = Criteria { endpoint: &[], registry: &[], ty: vec![], repository: vec![], tag: None };
+        let index = Index::build(&[open]).expect("a rule without criteria compiles");
+        Self { rules: vec![all], index, default_mode: ContentMode::Binary }
     }
 
     pub fn from_file(path: &Path, sinks: &[&'static SinkSpec]) -> Result<Self, String> {
@@ -108,7 +99,8 @@ impl Router {
     pub fn from_yaml(text: &str, sinks: &[&'static SinkSpec]) -> Result<Self, String> {
         let file: RulesFile = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
         let mut rules = Vec::with_capacity(file.routes.len());
-        for spec in file.routes {
+        let mut criteria = Vec::with_capacity(file.routes.len());
+        for spec in &file.routes {
             let ctx = |e: String| format!("route `{}`: {e}", spec.name);
             let m = &spec.matches;
             let targets = spec
@@ -120,18 +112,18 @@ impl Router {
             if targets.is_empty() {
                 return Err(ctx("`to` lists no sink".into()));
             }
-            rules.push(Rule {
-                endpoint: m.endpoint.items().to_vec(),
-                registry: m.registry.items().to_vec(),
-                ty: globs(&m.ty).map_err(ctx)?,
-                repository: globs(&m.repository).map_err(ctx)?,
-                tag: m.tag.as_deref().map(Regex::new).transpose().map_err(|e| ctx(format!("`tag`: {e}")))?,
-                targets,
-                is_final: spec.is_final,
-                name: spec.name,
+            criteria.push(Criteria {
+                endpoint: m.endpoint.items(),
+                registry: m.registry.items(),
+                ty: globs(&m.ty),
+                repository: globs(&m.repository),
+                tag: m.tag.as_deref(),
             });
+            rules.push(Rule { targets, is_final: spec.is_final, name: spec.name.clone() });
         }
-        Ok(Self { rules, default_mode: ContentMode::Binary })
+        let index =
+            Index::build(&criteria).map_err(|(i, e)| format!("route `{}`: {e}", file.routes[i].name))?;
+        Ok(Self { rules, index, default_mode: ContentMode::Binary })
     }
 
     /// Sets the content mode of targets whose rule does not choose one.
@@ -151,7 +143,14 @@ impl Router {
             tag: ev.tag,
         };
         let mut out: Vec<(&'static str, Target)> = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.matches(ev)) {
+        let probe = Probe {
+            endpoint: ev.endpoint,
+            registry: ev.registry,
+            ty: ev.ty,
+            repository: ev.repository,
+            tag: ev.tag,
+        };
+        for rule in self.index.matching(&probe).iter().map(|i| &self.rules[i]) {
             for t in &rule.targets {
                 let target = Target {
                     name: t.name.render(&values, t.sink.name_char_ok),
@@ -191,20 +190,6 @@ impl Router {
     }
 }
 
-impl Rule {
-    fn matches(&self, ev: &RouteInput<'_>) -> bool {
-        let any = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
-        let glob = |list: &[Regex], v: Option<&str>| {
-            list.is_empty() || v.is_some_and(|v| list.iter().any(|g| g.is_match(v)))
-        };
-        any(&self.endpoint, ev.endpoint)
-            && any(&self.registry, ev.registry)
-            && glob(&self.ty, Some(ev.ty))
-            && glob(&self.repository, ev.repository)
-            && self.tag.as_ref().is_none_or(|re| ev.tag.is_some_and(|t| re.is_match(t)))
-    }
-}
-
 fn compile_target(t: &TargetSpec, sinks: &[&'static SinkSpec]) -> Result<CompiledTarget, String> {
     let Some(spec) = sinks.iter().copied().find(|s| s.name == t.sink) else {
         sinks::by_name(&t.sink)?;
@@ -233,7 +218,7 @@ fn compile_target(t: &TargetSpec, sinks: &[&'static SinkSpec]) -> Result<Compile
 }
 
 /// Shell-style globs as anchored regexes: `*` within a path segment, `**` across, `?` one char.
-fn globs(list: &OneOrMany) -> Result<Vec<Regex>, String> {
+fn globs(list: &OneOrMany) -> Vec<String> {
     list.items()
         .iter()
         .map(|g| {
@@ -247,11 +232,11 @@ fn globs(list: &OneOrMany) -> Result<Vec<Regex>, String> {
                     }
                     '*' => re.push_str("[^/]*"),
                     '?' => re.push_str("[^/]"),
-                    c => re.push_str(&regex::escape(&c.to_string())),
+                    c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
                 }
             }
             re.push('$');
-            Regex::new(&re).map_err(|e| format!("glob `{g}`: {e}"))
+            re
         })
         .collect()
 }

@@ -142,3 +142,41 @@ fn the_deploy_example_compiles() {
     let example = include_str!("../../deploy/routes.example.yaml");
     Router::from_yaml(example, &all).unwrap_or_else(|e| panic!("deploy/routes.example.yaml: {e}"));
 }
+
+/// The index must choose exactly the rules a rule-by-rule reading of the file would: many rules
+/// (three words of the bit set), every kind of criterion, a `final` rule in the middle.
+#[test]
+fn an_index_over_many_rules_matches_rule_by_rule() {
+    let mut yaml = String::from("routes:\n");
+    for i in 0..150 {
+        let m = match i % 5 {
+            0 => format!("repository: 'team-{i}/**'"),
+            1 => format!("repository: 'team-{i}/*', registry: [harbor]"),
+            2 => format!("repository: ['team-{i}/*', 'shared/*'], type: 'dev.regbridge.scan.*'"),
+            3 => format!("endpoint: [root], tag: '^v{i}$'"),
+            _ => format!("repository: 'team-{i}/?', tag: 'rc'"),
+        };
+        let fin = if i == 77 { "    final: true\n" } else { "" };
+        yaml.push_str(&format!(
+            "  - name: r{i}\n    match: {{ {m} }}\n{fin}    to: [{{ sink: kafka, topic: t{i} }}]\n"
+        ));
+    }
+    yaml.push_str("  - name: rest\n    to: [{ sink: file }]\n");
+    let r = Router::from_yaml(&yaml, &sinks()).unwrap();
+    let topics = |registry, noun, repo, tag| -> Vec<String> {
+        route(&r, registry, noun, repo, tag).into_iter().map(|(_, t)| t.name).collect()
+    };
+
+    assert_eq!(topics("msr", "artifact", Some("team-0/a/b"), None), ["t0", ""]);
+    assert_eq!(topics("msr", "artifact", Some("team-140/a/b"), None), ["t140", ""]);
+    assert_eq!(topics("msr", "artifact", Some("team-141/a"), None), [""], "registry filters");
+    assert_eq!(topics("harbor", "artifact", Some("team-141/a"), None), ["t141", ""]);
+    assert_eq!(topics("harbor", "artifact", Some("team-141/a/b"), None), [""], "one segment");
+    assert_eq!(topics("root", "artifact", Some("x"), Some("v148")), ["t148", ""]);
+    assert_eq!(topics("root", "artifact", Some("team-149/a"), Some("1-rc2")), ["t149", ""]);
+    assert_eq!(topics("root", "artifact", Some("team-149/ab"), Some("1-rc2")), [""]);
+    // `final` on rule 77 (a scan rule) stops the later scan rules and the catch-all.
+    let shared: Vec<String> = (0..=77).filter(|i| i % 5 == 2).map(|i| format!("t{i}")).collect();
+    assert_eq!(topics("root", "scan", Some("shared/x"), None), shared);
+    assert_eq!(topics("root", "scan", Some("team-82/x"), None), ["t82", ""], "not the final rule");
+}

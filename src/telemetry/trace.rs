@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -90,13 +90,16 @@ pub fn current() -> Option<TraceContext> {
 }
 
 fn manual(headers: &HeaderMap) -> TraceContext {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let incoming = header("traceparent").and_then(parse_traceparent);
+    // Fixed names: a `&str` would be parsed into a header name on every request.
+    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    let header = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let incoming = header(TRACEPARENT).and_then(parse_traceparent);
     // `tracestate` belongs to the trace it came with; without a valid parent it is dropped.
     // A tab is optional whitespace there; as a space it stays so in a CloudEvents attribute, which
     // may hold no control character.
     let tracestate =
-        incoming.as_ref().and(header("tracestate")).filter(|s| !s.is_empty()).map(|s| s.replace('\t', " "));
+        incoming.as_ref().and(header(TRACESTATE)).filter(|s| !s.is_empty()).map(|s| s.replace('\t', " "));
     // `00-<trace id>-<span id>-<flags>`, written in place: `format!` with `{:x}` costs more
     // than everything else here.
     let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";

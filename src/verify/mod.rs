@@ -9,7 +9,7 @@ mod keys;
 mod standard_webhooks;
 mod token;
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{AsHeaderName, HeaderMap};
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -216,6 +216,8 @@ impl Verifier {
     }
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+/// A header's trimmed, non-empty text. Pass a `HeaderName` where the name is fixed: a `&str` is
+/// parsed into one on every lookup.
+fn header(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }

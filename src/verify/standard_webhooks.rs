@@ -5,7 +5,7 @@
 //! hex. The shape of each `v1,` entry tells which mode it is (64 hex digits vs 44 base64 chars),
 //! so `auto` accepts either without trying both keys on every entry.
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use base64::alphabet::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
@@ -21,6 +21,11 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Secrets and signatures are accepted with or without `=` padding and with stray trailing bits,
 /// as the official libraries (Python, JavaScript) accept them.
+// The three headers of the scheme, named once: looking one up by `&str` parses the name anew.
+const ID: HeaderName = HeaderName::from_static("webhook-id");
+const TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
 const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
     &STANDARD,
     GeneralPurposeConfig::new()
@@ -128,11 +133,9 @@ impl StandardWebhooks {
     /// The signature headers: present, the timestamp fresh, at least one `v1,` entry of a shape
     /// this endpoint accepts. All of it before the body is read.
     fn head<'h>(&self, headers: &'h HeaderMap, now: i64) -> Result<Head<'h>, VerifyError> {
-        let id = header(headers, "webhook-id").ok_or(VerifyError::MissingHeader("webhook-id"))?;
-        let ts =
-            header(headers, "webhook-timestamp").ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
-        let sigs =
-            header(headers, "webhook-signature").ok_or(VerifyError::MissingHeader("webhook-signature"))?;
+        let id = header(headers, ID).ok_or(VerifyError::MissingHeader("webhook-id"))?;
+        let ts = header(headers, TIMESTAMP).ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
+        let sigs = header(headers, SIGNATURE).ok_or(VerifyError::MissingHeader("webhook-signature"))?;
 
         let ts_num: i64 = ts.parse().map_err(|_| VerifyError::InvalidTimestamp)?;
         let skew = now.saturating_sub(ts_num);

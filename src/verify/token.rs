@@ -1,7 +1,7 @@
 //! Fixed shared credentials: a header (Harbor's `Authorization`, or another a dialect names) and
 //! MSR's `?token=`.
 
-use actix_web::http::header::{HeaderMap, HeaderName};
+use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -64,7 +64,7 @@ impl AuthorizationHeader {
     }
 
     pub(super) fn verify(&self, headers: &HeaderMap) -> Result<Matched, VerifyError> {
-        let value = header(headers, self.header.as_str()).ok_or(VerifyError::MissingCredential)?;
+        let value = header(headers, &self.header).ok_or(VerifyError::MissingCredential)?;
         self.accepted.find(value, "header").ok_or(VerifyError::InvalidCredential)
     }
 }
@@ -93,7 +93,7 @@ impl QueryToken {
     pub(super) fn verify(&self, headers: &HeaderMap, query: &str) -> Result<Matched, VerifyError> {
         let from_query =
             form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned());
-        let candidate = match (from_query, header(headers, "authorization")) {
+        let candidate = match (from_query, header(headers, AUTHORIZATION)) {
             (Some(t), _) => t,
             (None, Some(h)) => h.strip_prefix("Bearer ").unwrap_or(h).trim().to_owned(),
             (None, None) => return Err(VerifyError::MissingCredential),
