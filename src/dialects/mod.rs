@@ -412,6 +412,8 @@ mod tests;
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod rng;
 
 #[cfg(test)]
 mod strict;

@@ -9,29 +9,13 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::rng::Rng;
 use super::{normalize, MediaType, Normalized, REGISTRY};
 use crate::event::{self, Envelope};
 use crate::verify::{UnverifiedRequest, Verifier};
 
 /// Mutated bodies tried per fixture; every run tries the same ones (fixed seed).
 const CASES: usize = 400;
-
-/// SplitMix64: small, fast, and the same sequence on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Byte sequences a sender might slip in: not UTF-8, a lone surrogate escape, control
 /// characters raw and escaped, structure.
@@ -62,7 +46,7 @@ fn mutate(rng: &mut Rng, body: &[u8]) -> Vec<u8> {
                 b[i] = rng.next() as u8;
             }
             1 => {
-                let spoiler = SPOILERS[rng.below(SPOILERS.len())];
+                let spoiler = *rng.pick(SPOILERS);
                 b.splice(at..at, spoiler.iter().copied());
             }
             2 => {

@@ -26,31 +26,9 @@ const CASES: usize = 1200;
 /// The app's clock, so Root's signatures are fresh and the same on every run.
 const NOW: i64 = 1_774_791_612;
 
-/// SplitMix64, as in `src/dialects/properties.rs`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    /// True with probability `percent` / 100.
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+#[path = "../../src/dialects/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// The credential each dialect's built-in endpoint is configured with.
 fn credential(d: &DialectSpec) -> String {
